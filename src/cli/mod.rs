@@ -1,0 +1,38 @@
+//! Headless commands. Each one prints what it did and returns an error the caller shows in one line.
+
+mod convert;
+mod info;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "delightsam",
+    version,
+    about = "De-LightSAM Annotator: segment medical images offline",
+    long_about = "Without a command, opens the annotation window (with FILE, if given).",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// An image to open in the window (DICOM, PNG, JPEG, TIFF or BMP).
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print an image's header facts and frame statistics (no patient identifiers).
+    Info(info::InfoArgs),
+    /// Write one frame as an 8-bit PNG, windowed for display.
+    Convert(convert::ConvertArgs),
+}
+
+pub fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Info(args) => info::run(&args),
+        Command::Convert(args) => convert::run(&args),
+    }
+}

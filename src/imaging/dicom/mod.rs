@@ -1,0 +1,11 @@
+//! DICOM through dicom-object + dicom-pixeldata: parsing, header facts, frame decoding.
+
+mod attrs;
+mod guard;
+mod jpeg_turbo;
+mod pixels;
+mod read;
+
+pub(super) use pixels::DicomPixels;
+pub(super) use read::{looks_like_dicom, open};
+use read::error_chain as read_error_chain;

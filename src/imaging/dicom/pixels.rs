@@ -1,0 +1,342 @@
+//! Turning decoded DICOM samples into a [`Frame`] of real values.
+//!
+//! dicom-pixeldata decompresses; the sample interpretation (bit masks, sign, rescale, palette,
+//! YBR, planar layout) is done here so that every layout gives the same values as pydicom.
+
+use std::path::Path;
+
+use dicom_dictionary_std::tags;
+use dicom_object::DefaultDicomObject;
+use dicom_pixeldata::PixelDecoder;
+
+use dicom_core::value::Value;
+
+use super::guard::catch_codec_panic;
+use super::{attrs, jpeg_turbo};
+use crate::imaging::{Frame, ImageError, ImageMeta};
+
+const JPEG_BASELINE: &str = "1.2.840.10008.1.2.4.50";
+const JPEG_EXTENDED: &str = "1.2.840.10008.1.2.4.51";
+
+#[derive(Debug, Clone, Copy)]
+enum TurboCase {
+    TwelveBit,
+    UntransformedRgb,
+}
+
+/// How the stored samples of a file are to be read.
+pub(crate) struct PixelLayout {
+    rows: u32,
+    cols: u32,
+    samples: u16,
+    bits_allocated: u16,
+    bits_stored: u16,
+    high_bit: u16,
+    signed: bool,
+    planar: bool,
+    photometric: String,
+    /// Colour conversion the codec does not do for us (native and RLE data).
+    ybr_to_rgb: bool,
+    rescale: Option<(f64, f64)>,
+    palette: Option<Palette>,
+    /// JPEG decoded here with libjpeg-turbo instead of dicom-pixeldata (see jpeg_turbo.rs).
+    turbo: Option<TurboCase>,
+}
+
+struct Palette {
+    first_mapped: i64,
+    bits: u16,
+    /// Entries per channel, R then G then B.
+    lut: [Vec<u16>; 3],
+}
+
+impl PixelLayout {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn read(
+        path: &Path,
+        obj: &DefaultDicomObject,
+        rows: u32,
+        cols: u32,
+        samples: u16,
+        bits_allocated: u16,
+        bits_stored: u16,
+        high_bit: u16,
+        signed: bool,
+        planar: bool,
+        photometric: &str,
+        ts_uid: &str,
+        rescale: Option<(f64, f64)>,
+    ) -> Result<Self, ImageError> {
+        let unsupported = |what: &str| ImageError::Unsupported { path: path.to_path_buf(), what: what.to_string() };
+        let palette = if photometric == "PALETTE COLOR" { Some(Palette::read(path, obj)?) } else { None };
+        let native_or_rle = !ts_uid.starts_with("1.2.840.10008.1.2.4.");
+        if photometric == "YBR_FULL_422" && native_or_rle {
+            return Err(unsupported("uncompressed YBR_FULL_422 (subsampled colour) pixel data"));
+        }
+        if samples == 3 && bits_allocated == 1 {
+            return Err(unsupported("1-bit colour pixel data"));
+        }
+        Ok(Self {
+            rows,
+            cols,
+            samples,
+            bits_allocated,
+            bits_stored,
+            high_bit,
+            signed,
+            planar,
+            ybr_to_rgb: native_or_rle && photometric == "YBR_FULL",
+            photometric: photometric.to_string(),
+            rescale,
+            palette,
+            turbo: match ts_uid {
+                JPEG_BASELINE | JPEG_EXTENDED if bits_stored > 8 => Some(TurboCase::TwelveBit),
+                JPEG_BASELINE | JPEG_EXTENDED if samples == 3 && photometric == "RGB" => Some(TurboCase::UntransformedRgb),
+                _ => None,
+            },
+        })
+    }
+
+    fn is_monochrome(&self) -> bool {
+        self.photometric.starts_with("MONOCHROME")
+    }
+}
+
+/// The parsed file, kept open so frames decode on request.
+pub(crate) struct DicomPixels {
+    obj: DefaultDicomObject,
+    layout: PixelLayout,
+}
+
+impl DicomPixels {
+    pub(super) fn new(obj: DefaultDicomObject, layout: PixelLayout) -> Self {
+        Self { obj, layout }
+    }
+
+    pub(crate) fn frame(&self, meta: &ImageMeta, index: u32) -> Result<Frame, ImageError> {
+        let path = meta.path.as_path();
+        let decode_err = |reason: String| ImageError::Decode { path: path.to_path_buf(), reason };
+        let l = &self.layout;
+        if let Some(case) = l.turbo {
+            let fragment = self.jpeg_fragment(path, index, meta.frames)?;
+            let decode = || match case {
+                TurboCase::TwelveBit => jpeg_turbo::decode_12bit(&fragment, l.samples),
+                TurboCase::UntransformedRgb => jpeg_turbo::decode_untransformed_rgb(&fragment),
+            };
+            let (width, height, data) = catch_codec_panic(decode)
+                .map_err(&decode_err)?
+                .map_err(&decode_err)?;
+            if (width, height) != (l.cols, l.rows) {
+                return Err(decode_err(format!("JPEG is {width}×{height}, the header says {}×{}", l.cols, l.rows)));
+            }
+            return self.to_frame(path, &data, false);
+        }
+        let decoded = catch_codec_panic(|| self.obj.decode_pixel_data_frame(index))
+            .map_err(&decode_err)?
+            .map_err(|e| decode_err(super::read_error_chain(&e)))?;
+        let planar = l.planar && decoded.planar_configuration() != dicom_pixeldata::PlanarConfiguration::Standard;
+        self.to_frame(path, decoded.data(), planar)
+    }
+
+    /// The encapsulated bytes of one frame: one fragment per frame, or all fragments of a
+    /// single-frame file.
+    fn jpeg_fragment(&self, path: &Path, index: u32, frames: u32) -> Result<Vec<u8>, ImageError> {
+        let invalid = |what: &str| ImageError::DicomParse { path: path.to_path_buf(), reason: what.to_string() };
+        let element = self.obj.element(tags::PIXEL_DATA).map_err(|_| invalid("pixel data is missing"))?;
+        let Value::PixelSequence(sequence) = element.value() else {
+            return Err(invalid("JPEG pixel data is not encapsulated"));
+        };
+        let fragments = sequence.fragments();
+        if fragments.len() == frames as usize {
+            Ok(fragments[index as usize].to_vec())
+        } else if frames == 1 {
+            Ok(fragments.iter().flatten().copied().collect())
+        } else {
+            Err(ImageError::Unsupported {
+                path: path.to_path_buf(),
+                what: "JPEG frames split over several fragments (in this decoding path)".to_string(),
+            })
+        }
+    }
+
+    /// Native samples (little-endian, one byte per pixel for 1-bit data) to a frame.
+    fn to_frame(&self, path: &Path, data: &[u8], planar: bool) -> Result<Frame, ImageError> {
+        let l = &self.layout;
+        let pixels = l.rows as usize * l.cols as usize;
+        let samples = l.samples as usize;
+        let bytes_per_sample = if l.bits_allocated == 1 { 1 } else { usize::from(l.bits_allocated / 8) };
+        let expected = pixels * samples * bytes_per_sample;
+        if data.len() < expected {
+            return Err(ImageError::Truncated { path: path.to_path_buf(), expected: expected as u64, actual: data.len() as u64 });
+        }
+        let mut values = read_samples(&data[..expected], l);
+        if samples == 3 && planar {
+            values = interleave_planes(&values, pixels);
+        }
+
+        let frame = if let Some(palette) = &l.palette {
+            let data = palette.apply(&values);
+            let top = ((1u32 << palette.bits) - 1) as f32;
+            Frame { width: l.cols, height: l.rows, channels: 3, data, display_range: (0.0, top) }
+        } else if samples == 3 {
+            if l.ybr_to_rgb {
+                ybr_full_to_rgb(&mut values, l.bits_stored);
+            }
+            let top = ((1u64 << l.bits_stored) - 1) as f32;
+            Frame { width: l.cols, height: l.rows, channels: 3, data: values, display_range: (0.0, top) }
+        } else {
+            if l.is_monochrome() {
+                if let Some((slope, intercept)) = l.rescale {
+                    for v in &mut values {
+                        *v = (f64::from(*v) * slope + intercept) as f32;
+                    }
+                }
+            }
+            Frame::from_values(l.cols, l.rows, 1, values)
+        };
+        Ok(frame)
+    }
+}
+
+/// Stored samples to f32: little-endian words, bits above the stored range masked off, sign
+/// extended from the stored high bit for signed data.
+fn read_samples(data: &[u8], l: &PixelLayout) -> Vec<f32> {
+    let shift = u32::from(l.high_bit + 1 - l.bits_stored);
+    let bits = u32::from(l.bits_stored);
+    let mask: u64 = if bits >= 64 { u64::MAX } else { (1u64 << bits) - 1 };
+    let interpret = |raw: u64| -> f32 {
+        let v = (raw >> shift) & mask;
+        if l.signed && bits < 64 && v & (1 << (bits - 1)) != 0 {
+            (v as i64 - (1i64 << bits)) as f32
+        } else {
+            v as f32
+        }
+    };
+    match l.bits_allocated {
+        1 => data.iter().map(|&b| if b != 0 { 1.0 } else { 0.0 }).collect(),
+        8 => data.iter().map(|&b| interpret(u64::from(b))).collect(),
+        16 => data.chunks_exact(2).map(|c| interpret(u64::from(u16::from_le_bytes([c[0], c[1]])))).collect(),
+        _ => data.chunks_exact(4).map(|c| interpret(u64::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]])))).collect(),
+    }
+}
+
+/// Planar configuration 1 (RRR…GGG…BBB…) to interleaved RGBRGB….
+fn interleave_planes(values: &[f32], pixels: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(values.len());
+    for i in 0..pixels {
+        out.extend_from_slice(&[values[i], values[pixels + i], values[2 * pixels + i]]);
+    }
+    out
+}
+
+/// YBR_FULL (ITU-R BT.601 full range, as PS3.3 C.7.6.3.1.2 defines it) to RGB, in place.
+fn ybr_full_to_rgb(values: &mut [f32], bits: u16) {
+    let offset = (1u64 << (bits - 1)) as f32;
+    let top = ((1u64 << bits) - 1) as f32;
+    for px in values.chunks_exact_mut(3) {
+        let (y, cb, cr) = (px[0], px[1] - offset, px[2] - offset);
+        px[0] = (y + 1.402 * cr).round().clamp(0.0, top);
+        px[1] = (y - 0.344_136 * cb - 0.714_136 * cr).round().clamp(0.0, top);
+        px[2] = (y + 1.772 * cb).round().clamp(0.0, top);
+    }
+}
+
+impl Palette {
+    fn read(path: &Path, obj: &DefaultDicomObject) -> Result<Self, ImageError> {
+        let bad = |reason: &str| ImageError::DicomParse { path: path.to_path_buf(), reason: format!("PALETTE COLOR: {reason}") };
+        if obj.element_opt(tags::SEGMENTED_RED_PALETTE_COLOR_LOOKUP_TABLE_DATA).ok().flatten().is_some() {
+            return Err(ImageError::Unsupported {
+                path: path.to_path_buf(),
+                what: "segmented palette colour lookup tables".to_string(),
+            });
+        }
+        let channels = [
+            (tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR, tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DATA),
+            (tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR, tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DATA),
+            (tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR, tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DATA),
+        ];
+        let mut luts: [Vec<u16>; 3] = Default::default();
+        let (mut first_mapped, mut bits) = (0, 8);
+        for (lut, (descriptor_tag, data_tag)) in luts.iter_mut().zip(channels) {
+            let descriptor = attrs::ints(obj, descriptor_tag);
+            let [entries, first, entry_bits] = descriptor[..] else {
+                return Err(bad("lookup table descriptor is missing or malformed"));
+            };
+            // The descriptor's first value is US or SS; 0 means 65536 entries.
+            let entries = match entries { 0 => 65536, e if e < 0 => e + 65536, e => e } as usize;
+            let bytes = attrs::bytes(obj, data_tag).ok_or_else(|| bad("lookup table data is missing"))?;
+            let words: Vec<u16> = if bytes.len() == entries {
+                bytes.iter().map(|&b| u16::from(b)).collect()
+            } else {
+                bytes.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect()
+            };
+            if words.len() < entries {
+                return Err(bad("lookup table data is shorter than its descriptor says"));
+            }
+            (first_mapped, bits) = (first, entry_bits.clamp(1, 16) as u16);
+            *lut = words[..entries].to_vec();
+        }
+        Ok(Self { first_mapped, bits, lut: luts })
+    }
+
+    fn apply(&self, indices: &[f32]) -> Vec<f32> {
+        let mut out = Vec::with_capacity(indices.len() * 3);
+        for &index in indices {
+            for lut in &self.lut {
+                let i = (index as i64 - self.first_mapped).clamp(0, lut.len() as i64 - 1) as usize;
+                out.push(f32::from(lut[i]));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout(bits_allocated: u16, bits_stored: u16, signed: bool) -> PixelLayout {
+        PixelLayout {
+            rows: 1,
+            cols: 2,
+            samples: 1,
+            bits_allocated,
+            bits_stored,
+            high_bit: bits_stored - 1,
+            signed,
+            planar: false,
+            photometric: "MONOCHROME2".into(),
+            ybr_to_rgb: false,
+            rescale: None,
+            palette: None,
+            turbo: None,
+        }
+    }
+
+    #[test]
+    fn signed_12_bit_samples_are_sign_extended() {
+        // 0x0FFF in 12 bits is -1; 0x0800 is -2048; the top nibble is padding.
+        let data = [0xFF, 0xFF, 0x00, 0x08];
+        assert_eq!(read_samples(&data, &layout(16, 12, true)), vec![-1.0, -2048.0]);
+        assert_eq!(read_samples(&data, &layout(16, 12, false)), vec![4095.0, 2048.0]);
+    }
+
+    #[test]
+    fn unsigned_32_bit_samples_are_exact_enough() {
+        let data = 70_000u32.to_le_bytes().iter().chain(&0u32.to_le_bytes()).copied().collect::<Vec<u8>>();
+        assert_eq!(read_samples(&data, &layout(32, 32, false)), vec![70_000.0, 0.0]);
+    }
+
+    #[test]
+    fn planes_are_interleaved() {
+        let planar = [1.0, 2.0, 10.0, 20.0, 100.0, 200.0];
+        assert_eq!(interleave_planes(&planar, 2), vec![1.0, 10.0, 100.0, 2.0, 20.0, 200.0]);
+    }
+
+    #[test]
+    fn ybr_grey_stays_grey() {
+        let mut px = [100.0, 128.0, 128.0];
+        ybr_full_to_rgb(&mut px, 8);
+        assert_eq!(px, [100.0, 100.0, 100.0]);
+    }
+}
