@@ -76,9 +76,8 @@ fn fixtures_match_pydicom() {
 
 #[test]
 fn every_shared_dicom_matches_pydicom() {
-    // JPGExtended.dcm is 12-bit lossy JPEG: pydicom decodes it with libjpeg; no Rust codec in
-    // this build does, so a clean refusal is accepted (see the issue).
-    check_folder(&shared("dicom"), "dicom_reference.json", &["JPGExtended.dcm"]);
+    // JPGExtended.dcm (12-bit lossy JPEG) included: libjpeg-turbo decodes it as pydicom does.
+    check_folder(&shared("dicom"), "dicom_reference.json", &[]);
 }
 
 #[test]

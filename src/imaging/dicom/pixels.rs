@@ -24,20 +24,33 @@ enum TurboCase {
     UntransformedRgb,
 }
 
-/// How the stored samples of a file are to be read.
+/// The header facts that say how stored samples are laid out and what they mean.
+pub(crate) struct SampleFormat {
+    pub rows: u32,
+    pub cols: u32,
+    pub samples: u16,
+    pub bits_allocated: u16,
+    pub bits_stored: u16,
+    pub high_bit: u16,
+    pub signed: bool,
+    /// PlanarConfiguration 1: RRR…GGG…BBB….
+    pub planar: bool,
+    pub photometric: String,
+    /// (slope, intercept) of the Modality LUT.
+    pub rescale: Option<(f64, f64)>,
+}
+
+impl SampleFormat {
+    fn is_monochrome(&self) -> bool {
+        self.photometric.starts_with("MONOCHROME")
+    }
+}
+
+/// How the stored samples of a file are to be turned into a frame.
 pub(crate) struct PixelLayout {
-    rows: u32,
-    cols: u32,
-    samples: u16,
-    bits_allocated: u16,
-    bits_stored: u16,
-    high_bit: u16,
-    signed: bool,
-    planar: bool,
-    photometric: String,
+    format: SampleFormat,
     /// Colour conversion the codec does not do for us (native and RLE data).
     ybr_to_rgb: bool,
-    rescale: Option<(f64, f64)>,
     palette: Option<Palette>,
     /// JPEG decoded here with libjpeg-turbo instead of dicom-pixeldata (see jpeg_turbo.rs).
     turbo: Option<TurboCase>,
@@ -51,54 +64,24 @@ struct Palette {
 }
 
 impl PixelLayout {
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn read(
-        path: &Path,
-        obj: &DefaultDicomObject,
-        rows: u32,
-        cols: u32,
-        samples: u16,
-        bits_allocated: u16,
-        bits_stored: u16,
-        high_bit: u16,
-        signed: bool,
-        planar: bool,
-        photometric: &str,
-        ts_uid: &str,
-        rescale: Option<(f64, f64)>,
-    ) -> Result<Self, ImageError> {
+    pub(super) fn read(path: &Path, obj: &DefaultDicomObject, format: SampleFormat, ts_uid: &str) -> Result<Self, ImageError> {
         let unsupported = |what: &str| ImageError::Unsupported { path: path.to_path_buf(), what: what.to_string() };
+        let photometric = format.photometric.as_str();
         let palette = if photometric == "PALETTE COLOR" { Some(Palette::read(path, obj)?) } else { None };
         let native_or_rle = !ts_uid.starts_with("1.2.840.10008.1.2.4.");
         if photometric == "YBR_FULL_422" && native_or_rle {
             return Err(unsupported("uncompressed YBR_FULL_422 (subsampled colour) pixel data"));
         }
-        if samples == 3 && bits_allocated == 1 {
+        if format.samples == 3 && format.bits_allocated == 1 {
             return Err(unsupported("1-bit colour pixel data"));
         }
-        Ok(Self {
-            rows,
-            cols,
-            samples,
-            bits_allocated,
-            bits_stored,
-            high_bit,
-            signed,
-            planar,
-            ybr_to_rgb: native_or_rle && photometric == "YBR_FULL",
-            photometric: photometric.to_string(),
-            rescale,
-            palette,
-            turbo: match ts_uid {
-                JPEG_BASELINE | JPEG_EXTENDED if bits_stored > 8 => Some(TurboCase::TwelveBit),
-                JPEG_BASELINE | JPEG_EXTENDED if samples == 3 && photometric == "RGB" => Some(TurboCase::UntransformedRgb),
-                _ => None,
-            },
-        })
-    }
-
-    fn is_monochrome(&self) -> bool {
-        self.photometric.starts_with("MONOCHROME")
+        let turbo = match ts_uid {
+            JPEG_BASELINE | JPEG_EXTENDED if format.bits_stored > 8 => Some(TurboCase::TwelveBit),
+            JPEG_BASELINE | JPEG_EXTENDED if format.samples == 3 && photometric == "RGB" => Some(TurboCase::UntransformedRgb),
+            _ => None,
+        };
+        let ybr_to_rgb = native_or_rle && photometric == "YBR_FULL";
+        Ok(Self { format, ybr_to_rgb, palette, turbo })
     }
 }
 
@@ -116,8 +99,8 @@ impl DicomPixels {
     pub(crate) fn frame(&self, meta: &ImageMeta, index: u32) -> Result<Frame, ImageError> {
         let path = meta.path.as_path();
         let decode_err = |reason: String| ImageError::Decode { path: path.to_path_buf(), reason };
-        let l = &self.layout;
-        if let Some(case) = l.turbo {
+        let l = &self.layout.format;
+        if let Some(case) = self.layout.turbo {
             let fragment = self.jpeg_fragment(path, index, meta.frames)?;
             let decode = || match case {
                 TurboCase::TwelveBit => jpeg_turbo::decode_12bit(&fragment, l.samples),
@@ -161,7 +144,7 @@ impl DicomPixels {
 
     /// Native samples (little-endian, one byte per pixel for 1-bit data) to a frame.
     fn to_frame(&self, path: &Path, data: &[u8], planar: bool) -> Result<Frame, ImageError> {
-        let l = &self.layout;
+        let l = &self.layout.format;
         let pixels = l.rows as usize * l.cols as usize;
         let samples = l.samples as usize;
         let bytes_per_sample = if l.bits_allocated == 1 { 1 } else { usize::from(l.bits_allocated / 8) };
@@ -174,12 +157,12 @@ impl DicomPixels {
             values = interleave_planes(&values, pixels);
         }
 
-        let frame = if let Some(palette) = &l.palette {
+        let frame = if let Some(palette) = &self.layout.palette {
             let data = palette.apply(&values);
             let top = ((1u32 << palette.bits) - 1) as f32;
             Frame { width: l.cols, height: l.rows, channels: 3, data, display_range: (0.0, top) }
         } else if samples == 3 {
-            if l.ybr_to_rgb {
+            if self.layout.ybr_to_rgb {
                 ybr_full_to_rgb(&mut values, l.bits_stored);
             }
             let top = ((1u64 << l.bits_stored) - 1) as f32;
@@ -200,7 +183,7 @@ impl DicomPixels {
 
 /// Stored samples to f32: little-endian words, bits above the stored range masked off, sign
 /// extended from the stored high bit for signed data.
-fn read_samples(data: &[u8], l: &PixelLayout) -> Vec<f32> {
+fn read_samples(data: &[u8], l: &SampleFormat) -> Vec<f32> {
     let shift = u32::from(l.high_bit + 1 - l.bits_stored);
     let bits = u32::from(l.bits_stored);
     let mask: u64 = if bits >= 64 { u64::MAX } else { (1u64 << bits) - 1 };
@@ -295,8 +278,8 @@ impl Palette {
 mod tests {
     use super::*;
 
-    fn layout(bits_allocated: u16, bits_stored: u16, signed: bool) -> PixelLayout {
-        PixelLayout {
+    fn layout(bits_allocated: u16, bits_stored: u16, signed: bool) -> SampleFormat {
+        SampleFormat {
             rows: 1,
             cols: 2,
             samples: 1,
@@ -306,10 +289,7 @@ mod tests {
             signed,
             planar: false,
             photometric: "MONOCHROME2".into(),
-            ybr_to_rgb: false,
             rescale: None,
-            palette: None,
-            turbo: None,
         }
     }
 

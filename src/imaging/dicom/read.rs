@@ -11,7 +11,7 @@ use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry
 
 use super::attrs;
 use super::guard::catch_codec_panic;
-use super::pixels::{DicomPixels, PixelLayout};
+use super::pixels::{DicomPixels, PixelLayout, SampleFormat};
 use crate::imaging::{ImageError, ImageMeta, SourceFormat, TransferSyntaxInfo, Window, WindowPreset, raster};
 
 /// True when the file is DICOM by content ("DICM" after the preamble, or a bare data set starting
@@ -160,7 +160,19 @@ fn describe(path: &Path, obj: &DefaultDicomObject) -> Result<(ImageMeta, PixelLa
         .map(|v| (v[0], v[1]));
 
     let palette = photometric == "PALETTE COLOR";
-    let layout = PixelLayout::read(path, obj, rows, cols, samples, bits_allocated, bits_stored, high_bit, signed, planar, &photometric, &ts_uid, rescale)?;
+    let format = SampleFormat {
+        rows,
+        cols,
+        samples,
+        bits_allocated,
+        bits_stored,
+        high_bit,
+        signed,
+        planar,
+        photometric: photometric.clone(),
+        rescale,
+    };
+    let layout = PixelLayout::read(path, obj, format, &ts_uid)?;
     let meta = ImageMeta {
         path: path.to_path_buf(),
         format: SourceFormat::Dicom,
