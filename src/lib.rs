@@ -5,4 +5,6 @@
 
 pub mod app;
 pub mod cli;
+pub mod engine;
 pub mod imaging;
+pub mod model;

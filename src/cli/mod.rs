@@ -1,7 +1,10 @@
 //! Headless commands. Each one prints what it did and returns an error the caller shows in one line.
 
+mod bench;
 mod convert;
+mod import;
 mod info;
+mod segment;
 
 use std::path::PathBuf;
 
@@ -28,11 +31,20 @@ pub enum Command {
     Info(info::InfoArgs),
     /// Write one frame as an 8-bit PNG, windowed for display.
     Convert(convert::ConvertArgs),
+    /// Segment with LiteMedSAM from a box and/or points; write the mask as a PNG.
+    Segment(segment::SegmentArgs),
+    /// Convert a PyTorch LiteMedSAM checkpoint into the program's model record.
+    Import(import::ImportArgs),
+    /// Time the encoder and the cached decoder on each backend (and PyTorch with --pytorch).
+    Bench(bench::BenchArgs),
 }
 
 pub fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Info(args) => info::run(&args),
         Command::Convert(args) => convert::run(&args),
+        Command::Segment(args) => segment::run(&args),
+        Command::Import(args) => import::run(&args),
+        Command::Bench(args) => bench::run(&args),
     }
 }

