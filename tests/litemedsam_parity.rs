@@ -106,7 +106,10 @@ fn check_case<B: Backend>(segmenter: &mut Segmenter<B>, case: &Case, device: &B:
 
     // Encoder on the reference input: embedding within 1e-3 of its range.
     let x = Tensor::<B, 4>::from_data(TensorData::new(reference.get("input").to_vec(), [1, 3, 256, 256]), device);
+    let started = std::time::Instant::now();
     let embedding = segmenter.model().encode(x);
+    let _ = B::sync(device);
+    let first_encode = started.elapsed();
     let err = relative_max_error(&every_eighth_channel(embedding.clone()), reference.get("embedding_every8"));
     assert!(err <= 1e-3, "{}: embedding max error {err} of its range", case.name);
 
@@ -133,7 +136,15 @@ fn check_case<B: Backend>(segmenter: &mut Segmenter<B>, case: &Case, device: &B:
     let result = segmenter.segment(&case.name, &frame, &p);
     let iou = iou(result.mask.labels(), reference.get("mask"));
     assert!(iou >= 0.99, "{}: mask IoU {iou}", case.name);
-    eprintln!("{}: ok (mask IoU {iou:.4}, {} px)", case.name, result.mask.foreground_count());
+    eprintln!(
+        "{} on {}: ok (mask IoU {iou:.4}, {} px); encode {:.0} ms (first call on this segmenter: {:.0} ms), decode {:.0} ms",
+        case.name,
+        segmenter.device_name(),
+        result.mask.foreground_count(),
+        result.timings.encode.as_secs_f64() * 1e3,
+        first_encode.as_secs_f64() * 1e3,
+        result.timings.decode.as_secs_f64() * 1e3,
+    );
 }
 
 #[test]
