@@ -79,9 +79,7 @@ impl<B: Backend> Segmenter<B> {
         let logits_256: Vec<f32> = decoded.logits.into_data().convert::<f32>().to_vec().unwrap_or_default();
         let predicted_iou = decoded.iou.into_data().convert::<f32>().to_vec::<f32>().ok().and_then(|v| v.first().copied());
         let logits = preprocess::logits_to_image(&logits_256, &cache.geometry);
-        let (w, h) = cache.geometry.original;
-        let mask = Mask::from_labels(w, h, logits.iter().map(|&v| u8::from(v > 0.0)).collect())
-            .expect("logits have the image's size");
+        let mask = preprocess::mask_from_logits(&logits, &cache.geometry);
         let timings = Timings { encode, decode: start.elapsed(), cached: encode.is_zero() };
         Segmentation { mask, logits, predicted_iou: predicted_iou.unwrap_or(f32::NAN), timings }
     }

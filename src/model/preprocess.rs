@@ -80,12 +80,11 @@ pub fn logits_to_image(logits: &[f32], geometry: &Geometry) -> Vec<f32> {
     resize_bilinear(&cropped, rw, rh, w, h)
 }
 
-/// Logits at the original size → a mask (label 1 where the logit is positive).
-pub fn logits_to_mask(logits: &[f32], geometry: &Geometry) -> Mask {
-    let full = logits_to_image(logits, geometry);
-    let labels = full.iter().map(|&v| u8::from(v > 0.0)).collect();
+/// Logits at the original size (from [`logits_to_image`]) → a mask, label 1 where positive.
+pub fn mask_from_logits(logits: &[f32], geometry: &Geometry) -> Mask {
+    let labels = logits.iter().map(|&v| u8::from(v > 0.0)).collect();
     let (w, h) = geometry.original;
-    Mask::from_labels(w, h, labels).expect("resize returns width × height values")
+    Mask::from_labels(w, h, labels).expect("logits_to_image returns width × height values")
 }
 
 /// Bilinear resize with half-pixel centres and edge clamping, no antialiasing (PyTorch's

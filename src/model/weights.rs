@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
-use burn_store::{BurnpackStore, ModuleSnapshot, PytorchStore};
+use burn_store::{ApplyResult, BurnpackStore, ModuleSnapshot, PytorchStore};
 
 use super::litemedsam::{LiteMedSam, LiteMedSamConfig};
 
@@ -61,8 +61,7 @@ pub fn import_pytorch<B: Backend>(path: &Path, device: &B::Device) -> Result<Lit
     let result = model
         .load_from(&mut store)
         .map_err(|e| WeightsError::Read { path: path.to_path_buf(), reason: e.to_string() })?;
-    let mut problems: Vec<String> = result.errors.iter().map(|e| e.to_string()).collect();
-    problems.extend(result.missing.iter().map(|(name, _)| format!("missing {name}")));
+    let mut problems = load_problems(&result);
     // The adapter renames norm weight/bias to gamma/beta; their original names are listed as unused.
     let applied_as_norm = |key: &str| {
         let renamed = key.strip_suffix(".weight").map(|k| format!("{k}.gamma")).or_else(|| key.strip_suffix(".bias").map(|k| format!("{k}.beta")));
@@ -99,12 +98,18 @@ pub fn load<B: Backend>(path: &Path, device: &B::Device) -> Result<LiteMedSam<B>
     let result = model
         .load_from(&mut store)
         .map_err(|e| WeightsError::Read { path: path.to_path_buf(), reason: e.to_string() })?;
-    if !result.errors.is_empty() || !result.missing.is_empty() {
-        let mut problems: Vec<String> = result.errors.iter().map(|e| e.to_string()).collect();
-        problems.extend(result.missing.iter().map(|(name, _)| format!("missing {name}")));
+    let problems = load_problems(&result);
+    if !problems.is_empty() {
         return Err(WeightsError::Mismatch { path: path.to_path_buf(), reason: problems.join("; ") });
     }
     Ok(model)
+}
+
+/// Shape/type errors and model tensors the file lacks, one line each.
+fn load_problems(result: &ApplyResult) -> Vec<String> {
+    let mut problems: Vec<String> = result.errors.iter().map(|e| e.to_string()).collect();
+    problems.extend(result.missing.iter().map(|(name, _)| format!("missing {name}")));
+    problems
 }
 
 /// The shipped record: next to the executable's crate in development, else under `models/`
