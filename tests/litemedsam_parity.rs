@@ -116,17 +116,7 @@ fn check_case<B: Backend>(segmenter: &mut Segmenter<B>, case: &Case, device: &B:
     // Decoder: low-resolution logits within 1e-3 of their range.
     let geometry = input.geometry;
     let p = prompts(case);
-    let model_prompts = Prompts {
-        bbox: p.bbox.map(|[a, b, c, d]| {
-            let s = geometry.scale as f32;
-            [a * s, b * s, c * s, d * s]
-        }),
-        points: p
-            .points
-            .iter()
-            .map(|q| PointPrompt { x: q.x * geometry.scale as f32, y: q.y * geometry.scale as f32, positive: q.positive })
-            .collect(),
-    };
+    let model_prompts = p.to_input_space(&geometry);
     let decoded = segmenter.model().decode(embedding, &model_prompts);
     let logits: Vec<f32> = decoded.logits.into_data().convert::<f32>().to_vec().unwrap();
     let err = relative_max_error(&logits, reference.get("low_res_logits"));

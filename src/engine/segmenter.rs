@@ -74,7 +74,7 @@ impl<B: Backend> Segmenter<B> {
         let encode = self.prepare(key, frame);
         let start = Instant::now();
         let cache = self.cache.as_ref().expect("prepare fills the cache");
-        let prompts = to_input_space(prompts_in_image, &cache.geometry);
+        let prompts = prompts_in_image.to_input_space(&cache.geometry);
         let decoded = self.model.decode(cache.embedding.clone(), &prompts);
         let logits_256: Vec<f32> = decoded.logits.into_data().convert::<f32>().to_vec().unwrap_or_default();
         let predicted_iou = decoded.iou.into_data().convert::<f32>().to_vec::<f32>().ok().and_then(|v| v.first().copied());
@@ -91,24 +91,6 @@ impl<B: Backend> Segmenter<B> {
 
     pub fn model(&self) -> &LiteMedSam<B> {
         &self.model
-    }
-}
-
-fn to_input_space(prompts: &Prompts, geometry: &Geometry) -> Prompts {
-    Prompts {
-        bbox: prompts.bbox.map(|[x0, y0, x1, y1]| {
-            let (a, b) = geometry.to_input(f64::from(x0), f64::from(y0));
-            let (c, d) = geometry.to_input(f64::from(x1), f64::from(y1));
-            [a, b, c, d]
-        }),
-        points: prompts
-            .points
-            .iter()
-            .map(|p| {
-                let (x, y) = geometry.to_input(f64::from(p.x), f64::from(p.y));
-                crate::model::PointPrompt { x, y, positive: p.positive }
-            })
-            .collect(),
     }
 }
 

@@ -5,6 +5,8 @@ use burn::module::Param;
 use burn::nn::{Embedding, EmbeddingConfig};
 use burn::prelude::*;
 
+use super::preprocess::Geometry;
+
 /// A point prompt in model-input pixels (the 256² frame).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PointPrompt {
@@ -25,6 +27,25 @@ pub struct Prompts {
 impl Prompts {
     pub fn is_empty(&self) -> bool {
         self.bbox.is_none() && self.points.is_empty()
+    }
+
+    /// Prompts given in original-image pixels → the same prompts in model-input pixels.
+    pub fn to_input_space(&self, geometry: &Geometry) -> Prompts {
+        let map = |x: f32, y: f32| geometry.to_input(f64::from(x), f64::from(y));
+        Prompts {
+            bbox: self.bbox.map(|[x0, y0, x1, y1]| {
+                let ((a, b), (c, d)) = (map(x0, y0), map(x1, y1));
+                [a, b, c, d]
+            }),
+            points: self
+                .points
+                .iter()
+                .map(|p| {
+                    let (x, y) = map(p.x, p.y);
+                    PointPrompt { x, y, positive: p.positive }
+                })
+                .collect(),
+        }
     }
 }
 
