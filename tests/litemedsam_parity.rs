@@ -1,6 +1,8 @@
 //! LiteMedSAM in burn against the original PyTorch model (tests/reference/litemedsam_reference.py):
 //! preprocessing, the image embedding, the low-resolution logits and the final mask, on the CPU
-//! backend for every case and on wgpu (lavapipe in CI) for one.
+//! backend for every case and on wgpu (lavapipe in CI) for one. The wgpu test also checks that
+//! De-LightSAM's automatic path (controller, SP-Generator, QM-Decoder) agrees between wgpu and CPU:
+//! one process, so the kernels compiled for LiteMedSAM are re-used (compiling is the slow part).
 
 mod common;
 
@@ -8,11 +10,12 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use burn::prelude::*;
-use delightsam::engine::Segmenter;
+use burn::module::Param;
+use delightsam::engine::{AutoSegmenter, Segmenter};
 use delightsam::imaging::ImageSource;
 use delightsam::model::backend::{Cpu, Gpu};
 use delightsam::model::weights;
-use delightsam::model::{PointPrompt, Prompts, preprocess};
+use delightsam::model::{DeLightSam, DeLightSamConfig, PointPrompt, Prompts, preprocess};
 
 #[derive(serde::Deserialize)]
 struct Case {
@@ -155,6 +158,39 @@ fn wgpu_backend_matches_pytorch() {
     // One case with a box and points on an image that is not square (resize + crop path).
     let case = cases().into_iter().find(|c| c.name == "colin27_box_points").expect("case");
     check_case(&mut segmenter, &case, &device);
+    drop(segmenter);
+    delightsam_wgpu_matches_cpu();
+}
+
+/// A De-LightSAM model with every part active (non-zero controllers and dense prompt), saved on
+/// the CPU and loaded on wgpu: the automatic logits must agree.
+fn delightsam_wgpu_matches_cpu() {
+    let cpu_device = Default::default();
+    let config = DeLightSamConfig::new();
+    let lite = weights::load::<Cpu>(&weights::default_record_path(), &cpu_device).unwrap();
+    let mut model = DeLightSam::from_litemedsam(lite, &config, &cpu_device).unwrap();
+    for block in model.image_encoder.stages.iter_mut().flat_map(|s| s.blocks.iter_mut()) {
+        let c = block.controller.as_mut().unwrap();
+        c.prefix_gate = Param::from_tensor(c.prefix_gate.val().add_scalar(0.5));
+        let up = c.up.val();
+        c.up = Param::from_tensor(Tensor::random(up.dims(), burn::tensor::Distribution::Normal(0.0, 0.02), &cpu_device));
+    }
+    model.sp_generator.prompt_norm.weight = Param::from_tensor(Tensor::ones([256], &cpu_device).mul_scalar(0.1));
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("active.bpk");
+    weights::save_delightsam(&model, &config, &record).unwrap();
+
+    let frame = ImageSource::open(root().join("tests/data/raster/colin27_z090.png")).unwrap().frame(0).unwrap();
+    let mut cpu = AutoSegmenter::<Cpu>::load(Some(&record), cpu_device).unwrap();
+    let mut gpu = AutoSegmenter::<Gpu>::load(Some(&record), Default::default()).unwrap();
+    let slot = cpu.slot("mr").unwrap();
+    let on_cpu = cpu.segment("colin", &frame, slot, None).unwrap();
+    let on_gpu = gpu.segment("colin", &frame, slot, None).unwrap();
+    let error = relative_max_error(&on_gpu.logits, &on_cpu.logits);
+    println!("De-LightSAM wgpu vs CPU: logits relative max error {error:.2e}; encode {:?} vs {:?}", on_gpu.timings.encode, on_cpu.timings.encode);
+    assert!(error < 1e-2, "wgpu and CPU logits differ: {error}");
+    let agree = on_cpu.grid.labels().iter().zip(on_gpu.grid.labels()).filter(|(a, b)| a == b).count();
+    assert!(agree >= 1020, "patch grids differ in {} of 1024 cells", 1024 - agree);
 }
 
 #[test]

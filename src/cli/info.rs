@@ -3,11 +3,19 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use crate::imaging::{FrameStats, ImageMeta, ImageSource};
+use crate::model::backend::Cpu;
+use crate::model::params::count;
+use crate::model::weights::{self, Provenance};
 
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["file", "model"])))]
 pub struct InfoArgs {
     /// The image file.
-    pub file: PathBuf,
+    pub file: Option<PathBuf>,
+    /// Describe a model instead: parameter counts per part and its modalities. A record path
+    /// (De-LightSAM NAME.bpk + NAME.json, or LiteMedSAM), or `default` for the shipped model.
+    #[arg(long, value_name = "M")]
+    pub model: Option<PathBuf>,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -17,7 +25,11 @@ pub struct InfoArgs {
 }
 
 pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
-    let source = ImageSource::open(&args.file)?;
+    if let Some(model) = &args.model {
+        return model_info(model, args.json);
+    }
+    let Some(file) = &args.file else { anyhow::bail!("give an image file or --model M") };
+    let source = ImageSource::open(file)?;
     let frame = source.frame(args.frame)?;
     let stats = frame.stats();
     let meta = source.meta();
@@ -91,4 +103,80 @@ fn to_text(meta: &ImageMeta, frame: u32, stats: FrameStats) -> String {
         format!("frame {frame}: min {} max {} mean {:.3}", stats.min, stats.max, stats.mean),
     ));
     lines.into_iter().map(|(k, v)| format!("{k:<16}{v}\n")).collect()
+}
+
+fn model_info(model: &std::path::Path, json: bool) -> anyhow::Result<()> {
+    let device = Default::default();
+    let record = (model != std::path::Path::new("default")).then_some(model);
+    if let Some(path) = record.filter(|p| p.is_file() && !weights::is_delightsam(p)) {
+        let lite = weights::load::<Cpu>(path, &device)?;
+        let parts = [
+            ("image encoder (TinyViT-5M)", count(&lite.image_encoder)),
+            ("prompt encoder", count(&lite.prompt_encoder)),
+            ("mask decoder", count(&lite.mask_decoder)),
+        ];
+        let total: usize = parts.iter().map(|p| p.1).sum();
+        if json {
+            let parts: serde_json::Map<_, _> = parts.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+            println!("{}", serde_json::to_string_pretty(&json!({"model": "LiteMedSAM", "path": path, "parameters": parts, "total": total}))?);
+        } else {
+            println!("LiteMedSAM record {}", path.display());
+            for (name, n) in parts {
+                println!("  {name:<34}{:>12}", millions(n));
+            }
+            println!("  {:<34}{:>12}", "total", millions(total));
+        }
+        return Ok(());
+    }
+    let (model, config, provenance) = weights::load_delightsam_or_fresh::<Cpu>(record, &device)?;
+    let counts = model.parameter_counts();
+    let origin = match &provenance {
+        Provenance::Record(p) => format!("record {}", p.display()),
+        Provenance::FreshFromLiteMedSam(p) => format!("untrained, initialised from {}", p.display()),
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "model": "De-LightSAM",
+                "origin": origin,
+                "input_size": config.input_size(),
+                "modalities": config.modalities.names,
+                "slots": config.modalities.slots,
+                "parameters": counts,
+                "dc_encoder": counts.dc_encoder(),
+                "qm_decoder": counts.qm_decoder(),
+                "per_modality_model": counts.per_modality_model(),
+                "total": counts.total(),
+            }))?
+        );
+        return Ok(());
+    }
+    println!("De-LightSAM ({origin}), input {}²", config.input_size());
+    let rows = [
+        ("DC-Encoder", counts.dc_encoder()),
+        ("  TinyViT-5M backbone + neck", counts.backbone),
+        ("  modality controllers (all slots)", counts.controller),
+        ("SP-Generator", counts.sp_generator),
+        ("QM-Decoder", counts.qm_decoder()),
+        ("  two-way transformer + upscaling", counts.decoder_shared),
+        ("  queries + hypernetworks (all slots)", counts.decoder_per_modality),
+        ("positional encoding (fixed)", counts.positional_encoding),
+        ("total", counts.total()),
+        ("used for one modality", counts.per_modality_model()),
+    ];
+    for (name, n) in rows {
+        println!("  {name:<40}{:>10}", millions(n));
+    }
+    println!(
+        "  modalities ({} of {} slots): {}",
+        config.modalities.names.len(),
+        config.modalities.slots,
+        config.modalities.names.join(", ")
+    );
+    Ok(())
+}
+
+fn millions(n: usize) -> String {
+    format!("{:.3}M", n as f64 / 1e6)
 }

@@ -27,11 +27,11 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Print an image's header facts and frame statistics (no patient identifiers).
+    /// Print an image's header facts and frame statistics (no patient identifiers), or a model's parts.
     Info(info::InfoArgs),
     /// Write one frame as an 8-bit PNG, windowed for display.
     Convert(convert::ConvertArgs),
-    /// Segment with LiteMedSAM from a box and/or points; write the mask as a PNG.
+    /// Segment automatically (De-LightSAM, --modality) or from a box/points (LiteMedSAM); folders too.
     Segment(segment::SegmentArgs),
     /// Convert a PyTorch LiteMedSAM checkpoint into the program's model record.
     Import(import::ImportArgs),

@@ -1,24 +1,39 @@
-use std::path::PathBuf;
+//! `delightsam segment`: automatic (De-LightSAM, `--modality`) or prompted (LiteMedSAM, `--box`
+//! / `--point`) segmentation of one image, or automatic segmentation of a whole folder.
+
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::engine::DynSegmenter;
-use crate::imaging::{ImageSource, write_mask_png};
+use crate::engine::{DynAutoSegmenter, DynSegmenter};
+use crate::imaging::{ImageSource, Mask, write_mask_png};
 use crate::model::backend::BackendKind;
-use crate::model::weights;
+use crate::model::modality;
+use crate::model::weights::{self, Provenance};
 use crate::model::{PointPrompt, Prompts};
 
 #[derive(Debug, clap::Args)]
 pub struct SegmentArgs {
-    /// The image (DICOM, PNG, JPEG, TIFF or BMP).
-    pub image: PathBuf,
-    /// Box prompt in image pixels: x0,y0,x1,y1.
+    /// The image (DICOM, PNG, JPEG, TIFF or BMP), or a folder of images (automatic mode).
+    pub input: PathBuf,
+    /// Automatic segmentation as this modality (dermoscopy, x-ray, fundus, colonoscopy,
+    /// ultrasound, microscopy, ct, mr, or one the model was trained with). For DICOM files it
+    /// defaults from the Modality tag where that is unambiguous.
+    #[arg(long, conflicts_with_all = ["bbox", "points"])]
+    pub modality: Option<String>,
+    /// Read the 32×32 patch prompt from this PNG (nonzero = on) instead of generating it.
+    #[arg(long, value_name = "GRID.png")]
+    pub patch_grid: Option<PathBuf>,
+    /// Write the 32×32 patch prompt that was used to this PNG (0/255), for editing.
+    #[arg(long, value_name = "GRID.png")]
+    pub save_patch_grid: Option<PathBuf>,
+    /// Box prompt in image pixels: x0,y0,x1,y1 (prompted LiteMedSAM mode).
     #[arg(long = "box", value_parser = parse_box, allow_hyphen_values = true)]
     pub bbox: Option<[f32; 4]>,
     /// Point prompt in image pixels: x,y (foreground) or x,y,neg (background). Repeatable.
     #[arg(long = "point", value_parser = parse_point)]
     pub points: Vec<PointPrompt>,
-    /// The mask PNG to write (0/255).
+    /// The mask PNG to write (0/255), or the output folder when the input is a folder.
     #[arg(short, long)]
     pub out: PathBuf,
     /// Where the model runs.
@@ -27,23 +42,34 @@ pub struct SegmentArgs {
     /// Which frame of a multi-frame image (0-based).
     #[arg(long, default_value_t = 0)]
     pub frame: u32,
-    /// A LiteMedSAM record other than the shipped one.
+    /// A model other than the shipped one: a De-LightSAM record (NAME.bpk with NAME.json), or a
+    /// LiteMedSAM record.
     #[arg(long)]
     pub model: Option<PathBuf>,
 }
 
 pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
     let prompts = Prompts { bbox: args.bbox, points: args.points.clone() };
-    if prompts.is_empty() {
-        anyhow::bail!("give a prompt: --box x0,y0,x1,y1 and/or --point x,y[,neg]");
+    if !prompts.is_empty() {
+        if args.patch_grid.is_some() || args.save_patch_grid.is_some() {
+            anyhow::bail!("patch grids belong to automatic segmentation (--modality), not to box/point prompts");
+        }
+        return run_prompted(args, &prompts);
     }
-    let source = ImageSource::open(&args.image)?;
+    if args.input.is_dir() {
+        return run_folder(args);
+    }
+    run_automatic(args)
+}
+
+fn run_prompted(args: &SegmentArgs, prompts: &Prompts) -> anyhow::Result<()> {
+    let source = ImageSource::open(&args.input)?;
     let frame = source.frame(args.frame)?;
     let record = args.model.clone().unwrap_or_else(weights::default_record_path);
     let mut segmenter = DynSegmenter::load(args.backend, &record)?;
-    let key = format!("{}#{}", args.image.display(), args.frame);
-    let result = segmenter.segment(&key, &frame, &prompts);
-    write_mask_png(&result.mask, &args.out, &args.image).with_context(|| format!("cannot write {}", args.out.display()))?;
+    let key = format!("{}#{}", args.input.display(), args.frame);
+    let result = segmenter.segment(&key, &frame, prompts);
+    write_mask_png(&result.mask, &args.out, &args.input).with_context(|| format!("cannot write {}", args.out.display()))?;
     println!(
         "wrote {} ({} of {} pixels inside; predicted IoU {:.3}) on {} [{}]: encode {:.1} ms, decode {:.1} ms",
         args.out.display(),
@@ -55,6 +81,136 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
         result.timings.encode.as_secs_f64() * 1e3,
         result.timings.decode.as_secs_f64() * 1e3,
     );
+    Ok(())
+}
+
+fn load_auto(args: &SegmentArgs) -> anyhow::Result<DynAutoSegmenter> {
+    let segmenter = DynAutoSegmenter::load(args.backend, args.model.as_deref())?;
+    if let Provenance::FreshFromLiteMedSam(path) = segmenter.provenance() {
+        eprintln!(
+            "note: no trained De-LightSAM model found; using an untrained one initialised from {} \
+             (train one with `delightsam train`)",
+            path.display()
+        );
+    }
+    Ok(segmenter)
+}
+
+/// The modality slot for one image: `--modality`, else the DICOM Modality tag's default.
+fn modality_slot(segmenter: &DynAutoSegmenter, args: &SegmentArgs, source: &ImageSource) -> anyhow::Result<usize> {
+    let known = || segmenter.modalities().names.join(", ");
+    let name = match (&args.modality, source.meta().modality.as_deref()) {
+        (Some(name), _) => name.clone(),
+        (None, Some(tag)) => match modality::from_dicom(tag) {
+            Some(name) => name.to_string(),
+            None => anyhow::bail!(
+                "{}: DICOM modality {tag:?} has no default; choose one with --modality ({})",
+                source.meta().path.display(),
+                known()
+            ),
+        },
+        (None, None) => anyhow::bail!(
+            "{}: give --modality NAME for automatic segmentation ({}), or a --box/--point prompt",
+            source.meta().path.display(),
+            known()
+        ),
+    };
+    Ok(segmenter.slot(&name)?)
+}
+
+fn run_automatic(args: &SegmentArgs) -> anyhow::Result<()> {
+    let source = ImageSource::open(&args.input)?;
+    let frame = source.frame(args.frame)?;
+    let grid = args
+        .patch_grid
+        .as_ref()
+        .map(|path| Mask::load(path).with_context(|| format!("cannot read the patch grid {}", path.display())))
+        .transpose()?;
+    let mut segmenter = load_auto(args)?;
+    let slot = modality_slot(&segmenter, args, &source)?;
+    let key = format!("{}#{}", args.input.display(), args.frame);
+    let result = segmenter
+        .segment(&key, &frame, slot, grid.as_ref())
+        .with_context(|| format!("{}", args.patch_grid.as_deref().unwrap_or(Path::new("grid")).display()))?;
+    write_mask_png(&result.mask, &args.out, &args.input).with_context(|| format!("cannot write {}", args.out.display()))?;
+    if let Some(path) = &args.save_patch_grid {
+        write_mask_png(&result.grid, path, &args.input).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    println!(
+        "wrote {} ({} of {} pixels inside; {} of 1024 patches prompted) as {} on {} [{}]: encode {:.1} ms, decode {:.1} ms",
+        args.out.display(),
+        result.mask.foreground_count(),
+        frame.pixel_count(),
+        result.grid.foreground_count(),
+        segmenter.modalities().name(slot).unwrap_or("?"),
+        args.backend,
+        segmenter.device_name(),
+        result.timings.encode.as_secs_f64() * 1e3,
+        result.timings.decode.as_secs_f64() * 1e3,
+    );
+    Ok(())
+}
+
+/// Every regular, non-hidden file directly in `dir`, sorted by name.
+fn folder_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot list {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+fn run_folder(args: &SegmentArgs) -> anyhow::Result<()> {
+    if args.patch_grid.is_some() || args.save_patch_grid.is_some() {
+        anyhow::bail!("--patch-grid and --save-patch-grid work on one image, not on a folder");
+    }
+    if args.out.is_file() {
+        anyhow::bail!("{}: the output must be a folder when the input is a folder", args.out.display());
+    }
+    let same = |a: &Path, b: &Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y);
+    if same(&args.input, &args.out) {
+        anyhow::bail!("{}: write the masks to another folder than the images", args.out.display());
+    }
+    let files = folder_files(&args.input)?;
+    if files.is_empty() {
+        anyhow::bail!("{}: no files to segment", args.input.display());
+    }
+    std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+    let mut segmenter = load_auto(args)?;
+    let bar = indicatif::ProgressBar::new(files.len() as u64).with_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed_precise} (eta {eta}) {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut failures = Vec::new();
+    let mut written = 0usize;
+    for file in &files {
+        bar.set_message(file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+        let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let out = args.out.join(format!("{stem}.png"));
+        let result = (|| -> anyhow::Result<()> {
+            let source = ImageSource::open(file)?;
+            let frame = source.frame(args.frame)?;
+            let slot = modality_slot(&segmenter, args, &source)?;
+            let result = segmenter.segment(&file.display().to_string(), &frame, slot, None)?;
+            write_mask_png(&result.mask, &out, file)?;
+            Ok(())
+        })();
+        match result {
+            Ok(()) => written += 1,
+            Err(e) => failures.push(format!("{e:#}")),
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    println!("wrote {written} mask(s) to {}", args.out.display());
+    if !failures.is_empty() {
+        for failure in &failures {
+            eprintln!("{failure}");
+        }
+        anyhow::bail!("{} of {} files could not be segmented (listed above)", failures.len(), files.len());
+    }
     Ok(())
 }
 

@@ -1,6 +1,9 @@
-//! Running the models: a segmenter per backend that encodes each image once and decodes any
-//! number of prompts against the cached embedding. The app's worker thread (and the CLI) own one.
+//! Running the models: segmenters per backend that encode each image once and decode any
+//! number of prompts (LiteMedSAM) or patch grids (De-LightSAM) against the cached embedding.
+//! The app's worker thread (and the CLI) own one.
 
+mod auto_segmenter;
 mod segmenter;
 
+pub use auto_segmenter::{AutoSegmentation, AutoSegmenter, DynAutoSegmenter, GridSizeError};
 pub use segmenter::{DynSegmenter, Segmentation, Segmenter, Timings};

@@ -45,6 +45,15 @@ impl<B: Backend> Conv2dBn<B> {
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let x = self.c.forward(x);
         match &self.bn {
+            // On an autodiff backend burn's BatchNorm uses batch statistics; a frozen one (e.g.
+            // the backbone while only the controllers train) must keep its running statistics.
+            Some(bn) if !bn.gamma.val().is_require_grad() => {
+                let c = x.dims()[1];
+                let shape = [1, c, 1, 1];
+                let std = bn.running_var.value().add_scalar(bn.epsilon).sqrt().reshape(shape);
+                let mean = bn.running_mean.value().reshape(shape);
+                x.sub(mean).div(std).mul(bn.gamma.val().reshape(shape)).add(bn.beta.val().reshape(shape))
+            }
             Some(bn) => bn.forward(x),
             None => x,
         }

@@ -31,13 +31,25 @@ impl MaskDecoderConfig {
             transformer: self.transformer.init(device),
             iou_token: EmbeddingConfig::new(1, dim).init(device),
             mask_tokens: EmbeddingConfig::new(mask_tokens, dim).init(device),
-            output_upscaling: Upscaling {
-                deconv1: ConvTranspose2dConfig::new([dim, dim / 4], [2, 2]).with_stride([2, 2]).init(device),
-                norm: LayerNorm2d::new(dim / 4, device),
-                deconv2: ConvTranspose2dConfig::new([dim / 4, dim / 8], [2, 2]).with_stride([2, 2]).init(device),
-            },
+            output_upscaling: UpscalingConfig::new(dim).init(device),
             output_hypernetworks_mlps: (0..mask_tokens).map(|_| SamMlp::new(dim, dim, dim / 8, 3, device)).collect(),
             iou_prediction_head: SamMlp::new(dim, self.iou_head_hidden_dim, mask_tokens, self.iou_head_depth, device),
+        }
+    }
+}
+
+#[derive(Config, Debug)]
+pub struct UpscalingConfig {
+    pub dim: usize,
+}
+
+impl UpscalingConfig {
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Upscaling<B> {
+        let dim = self.dim;
+        Upscaling {
+            deconv1: ConvTranspose2dConfig::new([dim, dim / 4], [2, 2]).with_stride([2, 2]).init(device),
+            norm: LayerNorm2d::new(dim / 4, device),
+            deconv2: ConvTranspose2dConfig::new([dim / 4, dim / 8], [2, 2]).with_stride([2, 2]).init(device),
         }
     }
 }

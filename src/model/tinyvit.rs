@@ -9,6 +9,7 @@ use burn::prelude::*;
 use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::ops::PadMode;
 
+use super::controller::{ControllerConfig, ModalityController};
 use super::layers::{Conv2dBn, Conv2dBnConfig, LayerNorm2d};
 
 #[derive(Config, Debug)]
@@ -51,6 +52,16 @@ impl TinyVitConfig {
     }
 
     pub fn init<B: Backend>(&self, device: &B::Device) -> TinyVit<B> {
+        self.init_with_controller(None, device)
+    }
+
+    /// With `controller` = (config, modality slots), every attention block gets a modality
+    /// controller (the DC-Encoder); without, this is plain TinyViT.
+    pub fn init_with_controller<B: Backend>(
+        &self,
+        controller: Option<(&ControllerConfig, usize)>,
+        device: &B::Device,
+    ) -> TinyVit<B> {
         let d = self.embed_dims;
         let (k, s, p) = if self.strided_patch_embed() { (3, 2, 1) } else { (1, 1, 0) };
         let patch_embed = PatchEmbed {
@@ -64,7 +75,12 @@ impl TinyVitConfig {
         let stages = (1..4)
             .map(|i| AttentionStage {
                 blocks: (0..self.depths[i])
-                    .map(|_| TinyVitBlock::new(d[i], self.num_heads[i], self.window_sizes[i], self.mlp_ratio, device))
+                    .map(|_| {
+                        let mut block =
+                            TinyVitBlock::new(d[i], self.num_heads[i], self.window_sizes[i], self.mlp_ratio, device);
+                        block.controller = controller.map(|(c, slots)| c.init(slots, d[i], self.num_heads[i], device));
+                        block
+                    })
                     .collect(),
                 downsample: (i < 3).then(|| PatchMerging::new(d[i], d[i + 1], device)),
             })
@@ -94,12 +110,22 @@ pub struct TinyVit<B: Backend> {
 impl<B: Backend> TinyVit<B> {
     /// Image (B, 3, S, S), normalised to [0, 1] → embedding (B, 256, 64, 64).
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        self.forward_modality(x, None)
+    }
+
+    /// As [`forward`](Self::forward), with modality `slot`'s controller switched in (a batch is
+    /// one modality). `None`, or an encoder without controller, is plain TinyViT.
+    pub fn forward_modality(&self, x: Tensor<B, 4>, slot: Option<usize>) -> Tensor<B, 4> {
         let x = self.patch_embed.forward(x);
         let mut x = self.conv_stage.forward(x);
         for stage in &self.stages {
-            x = stage.forward(x);
+            x = stage.forward(x, slot);
         }
         self.neck.forward(x)
+    }
+
+    pub fn has_controller(&self) -> bool {
+        self.stages.iter().flat_map(|s| &s.blocks).all(|b| b.controller.is_some())
     }
 
     /// Folds every BatchNorm into its convolution (inference only; training keeps them).
@@ -224,11 +250,11 @@ pub struct AttentionStage<B: Backend> {
 
 impl<B: Backend> AttentionStage<B> {
     /// NCHW in, NCHW out; the blocks work on (B, H·W, C) tokens.
-    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    pub fn forward(&self, x: Tensor<B, 4>, slot: Option<usize>) -> Tensor<B, 4> {
         let [b, c, h, w] = x.dims();
         let mut tokens = x.reshape([b, c, h * w]).swap_dims(1, 2);
         for block in &self.blocks {
-            tokens = block.forward(tokens, h, w);
+            tokens = block.forward(tokens, h, w, slot);
         }
         let x = tokens.swap_dims(1, 2).reshape([b, c, h, w]);
         match &self.downsample {
@@ -238,12 +264,14 @@ impl<B: Backend> AttentionStage<B> {
     }
 }
 
-/// x + Attn(x) in windows, 3×3 depthwise conv, x + MLP(x).
+/// x + Attn(x) in windows, 3×3 depthwise conv, x + MLP(x); with a controller, the modality's
+/// prefix tokens join the attention and its MLP runs beside the FFN.
 #[derive(Module, Debug)]
 pub struct TinyVitBlock<B: Backend> {
     pub attn: WindowAttention<B>,
     pub local_conv: Conv2dBn<B>,
     pub mlp: TinyVitMlp<B>,
+    pub controller: Option<ModalityController<B>>,
     pub window_size: usize,
 }
 
@@ -257,15 +285,17 @@ impl<B: Backend> TinyVitBlock<B> {
                 fc1: LinearConfig::new(dim, dim * mlp_ratio).init(device),
                 fc2: LinearConfig::new(dim * mlp_ratio, dim).init(device),
             },
+            controller: None,
             window_size,
         }
     }
 
-    pub fn forward(&self, x: Tensor<B, 3>, h: usize, w: usize) -> Tensor<B, 3> {
+    pub fn forward(&self, x: Tensor<B, 3>, h: usize, w: usize, slot: Option<usize>) -> Tensor<B, 3> {
         let [b, l, c] = x.dims();
         let ws = self.window_size;
+        let prefix = self.controller.as_ref().zip(slot);
         let attended = if h == ws && w == ws {
-            self.attn.forward(x.clone())
+            self.attn.forward(x.clone(), prefix)
         } else {
             let pad_b = (ws - h % ws) % ws;
             let pad_r = (ws - w % ws) % ws;
@@ -281,7 +311,7 @@ impl<B: Backend> TinyVitBlock<B> {
                 .reshape([b * nh * nw, ws * ws, c]);
             let out: Tensor<B, 4> = self
                 .attn
-                .forward(windows)
+                .forward(windows, prefix)
                 .reshape([b, nh, nw, ws, ws, c])
                 .swap_dims(2, 3)
                 .reshape([b, ph, pw, c]);
@@ -291,7 +321,13 @@ impl<B: Backend> TinyVitBlock<B> {
         let x = x.add(attended);
         let x = x.swap_dims(1, 2).reshape([b, c, h, w]);
         let x = self.local_conv.forward(x).reshape([b, c, l]).swap_dims(1, 2);
-        x.clone().add(self.mlp.forward(x))
+        let normed = self.mlp.norm.forward(x.clone());
+        let x = x.add(self.mlp.ffn(normed.clone()));
+        match prefix {
+            // The controller MLP sees the same normalised tokens as the FFN it runs beside.
+            Some((controller, slot)) => x.add(controller.mlp(slot, normed)),
+            None => x,
+        }
     }
 }
 
@@ -304,7 +340,12 @@ pub struct TinyVitMlp<B: Backend> {
 
 impl<B: Backend> TinyVitMlp<B> {
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        self.fc2.forward(gelu(self.fc1.forward(self.norm.forward(x))))
+        self.ffn(self.norm.forward(x))
+    }
+
+    /// The MLP without its LayerNorm.
+    pub fn ffn(&self, normed: Tensor<B, 3>) -> Tensor<B, 3> {
+        self.fc2.forward(gelu(self.fc1.forward(normed)))
     }
 }
 
@@ -338,18 +379,23 @@ impl<B: Backend> WindowAttention<B> {
         }
     }
 
-    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    /// Tokens of windows (b, n, dim) → (b, n, dim); `prefix` adds a modality's controller tokens.
+    pub fn forward(&self, x: Tensor<B, 3>, prefix: Option<(&ModalityController<B>, usize)>) -> Tensor<B, 3> {
         let [b, n, _] = x.dims();
         let (heads, kd) = (self.num_heads, self.key_dim);
+        let scale = (kd as f64).powf(-0.5);
         let qkv = self.qkv.forward(self.norm.forward(x)).reshape([b, n, heads, 3 * kd]);
         let q = qkv.clone().narrow(3, 0, kd).swap_dims(1, 2);
         let k = qkv.clone().narrow(3, kd, kd).swap_dims(1, 2);
         let v = qkv.narrow(3, 2 * kd, kd).swap_dims(1, 2);
         let bias: Tensor<B, 4> =
             self.attention_biases.val().select(1, self.bias_index.clone()).reshape([1, heads, n, n]);
-        let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar((kd as f64).powf(-0.5)).add(bias);
-        let out = softmax(scores, 3).matmul(v).swap_dims(1, 2).reshape([b, n, heads * kd]);
-        self.proj.forward(out)
+        let scores = q.clone().matmul(k.swap_dims(2, 3)).mul_scalar(scale).add(bias);
+        let mut out = softmax(scores, 3).matmul(v);
+        if let Some((controller, slot)) = prefix {
+            out = out.add(controller.prefix_attention(slot, q, scale));
+        }
+        self.proj.forward(out.swap_dims(1, 2).reshape([b, n, heads * kd]))
     }
 }
 

@@ -1,0 +1,193 @@
+//! Automatic segmentation with De-LightSAM: encode once per (image, modality), then decode with
+//! the generated patch prompt or with an edited one, from the cached embedding.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use burn::prelude::*;
+
+use super::segmenter::Timings;
+use crate::imaging::{Frame, Mask};
+use crate::model::backend::{BackendKind, Cpu, Gpu};
+use crate::model::modality::{ModalityError, ModalityRegistry};
+use crate::model::preprocess::{self, Geometry};
+use crate::model::sp_generator::GRID_SIZE;
+use crate::model::weights::{self, Provenance, WeightsError};
+use crate::model::{DeLightSam, DeLightSamConfig};
+
+#[derive(Debug, thiserror::Error)]
+#[error("a patch grid must be {GRID_SIZE}×{GRID_SIZE} cells, got {width}×{height}")]
+pub struct GridSizeError {
+    pub width: u32,
+    pub height: u32,
+}
+
+/// One automatic segmentation, at the image's size.
+pub struct AutoSegmentation {
+    pub mask: Mask,
+    /// Logits at the original image size (positive = inside).
+    pub logits: Vec<f32>,
+    /// The 32×32 patch prompt that was used (label 1 = on), over the padded model input.
+    pub grid: Mask,
+    /// The SP-Generator's own probabilities per patch (32×32, row-major).
+    pub patch_probabilities: Vec<f32>,
+    pub timings: Timings,
+}
+
+struct CachedEmbedding<B: Backend> {
+    key: String,
+    slot: usize,
+    embedding: Tensor<B, 4>,
+    patch_logits: Tensor<B, 4>,
+    geometry: Geometry,
+}
+
+/// De-LightSAM on one device, with the last (image, modality) embedding kept.
+pub struct AutoSegmenter<B: Backend> {
+    model: DeLightSam<B>,
+    config: DeLightSamConfig,
+    provenance: Provenance,
+    device: B::Device,
+    cache: Option<CachedEmbedding<B>>,
+}
+
+impl<B: Backend> AutoSegmenter<B> {
+    /// `record`: a De-LightSAM model, or a LiteMedSAM record to start from; `None`: the shipped
+    /// model (or, until one is trained, a fresh model from the shipped LiteMedSAM weights).
+    pub fn load(record: Option<&Path>, device: B::Device) -> Result<Self, WeightsError> {
+        let (model, config, provenance) = weights::load_delightsam_or_fresh::<B>(record, &device)?;
+        Ok(Self::new(model, config, provenance, device))
+    }
+
+    pub fn new(model: DeLightSam<B>, config: DeLightSamConfig, provenance: Provenance, device: B::Device) -> Self {
+        Self { model: model.for_inference(), config, provenance, device, cache: None }
+    }
+
+    pub fn modalities(&self) -> &ModalityRegistry {
+        &self.config.modalities
+    }
+
+    pub fn provenance(&self) -> &Provenance {
+        &self.provenance
+    }
+
+    pub fn device_name(&self) -> String {
+        B::name(&self.device)
+    }
+
+    pub fn slot(&self, modality: &str) -> Result<usize, ModalityError> {
+        self.config.modalities.slot(modality)
+    }
+
+    /// Encodes `frame` for `slot` unless that embedding is cached under `key`.
+    pub fn prepare(&mut self, key: &str, frame: &Frame, slot: usize) -> Duration {
+        if self.cache.as_ref().is_some_and(|c| c.key == key && c.slot == slot) {
+            return Duration::ZERO;
+        }
+        let start = Instant::now();
+        let side = self.config.input_size();
+        let input = preprocess::prepare(frame, side as u32);
+        let tensor = Tensor::<B, 4>::from_data(TensorData::new(input.data, [1, 3, side, side]), &self.device);
+        let embedding = self.model.encode(tensor, slot);
+        let patch_logits = self.model.sp_generator.patch_logits(embedding.clone());
+        let _ = B::sync(&self.device);
+        self.cache = Some(CachedEmbedding { key: key.to_string(), slot, embedding, patch_logits, geometry: input.geometry });
+        start.elapsed()
+    }
+
+    /// Segments `frame` as modality `slot`; `grid` (32×32, nonzero = on) replaces the generated
+    /// patch prompt. Re-uses the cached embedding when `key` and `slot` match.
+    pub fn segment(
+        &mut self,
+        key: &str,
+        frame: &Frame,
+        slot: usize,
+        grid: Option<&Mask>,
+    ) -> Result<AutoSegmentation, GridSizeError> {
+        if let Some(g) = grid.filter(|g| (g.width(), g.height()) != (GRID_SIZE as u32, GRID_SIZE as u32)) {
+            return Err(GridSizeError { width: g.width(), height: g.height() });
+        }
+        let encode = self.prepare(key, frame, slot);
+        let start = Instant::now();
+        let cache = self.cache.as_ref().expect("prepare fills the cache");
+        let generated_probabilities: Vec<f32> =
+            burn::tensor::activation::sigmoid(cache.patch_logits.clone()).into_data().convert::<f32>().to_vec().unwrap_or_default();
+        let grid_tensor = match grid {
+            Some(g) => {
+                let cells: Vec<f32> = g.labels().iter().map(|&l| f32::from(u8::from(l != 0))).collect();
+                Tensor::<B, 4>::from_data(TensorData::new(cells, [1, 1, GRID_SIZE, GRID_SIZE]), &self.device)
+            }
+            None => crate::model::sp_generator::SpGenerator::grid_from_logits(cache.patch_logits.clone()),
+        };
+        let grid_cells: Vec<f32> = grid_tensor.clone().into_data().convert::<f32>().to_vec().unwrap_or_default();
+        let logits = self.model.decode(cache.embedding.clone(), grid_tensor, slot);
+        let logits_side = logits.dims()[2];
+        let mut low: Vec<f32> = logits.into_data().convert::<f32>().to_vec().unwrap_or_default();
+        let input = cache.geometry.input_size as usize;
+        if logits_side != input {
+            // The decoder's 256² output covers the whole (e.g. 1024²) input.
+            low = preprocess::resize_bilinear(&low, logits_side, logits_side, input, input);
+        }
+        let logits = preprocess::logits_to_image(&low, &cache.geometry);
+        let mask = preprocess::mask_from_logits(&logits, &cache.geometry);
+        let grid_labels = grid_cells.iter().map(|&v| u8::from(v > 0.5)).collect();
+        let grid = Mask::from_labels(GRID_SIZE as u32, GRID_SIZE as u32, grid_labels)
+            .unwrap_or_else(|| Mask::new(GRID_SIZE as u32, GRID_SIZE as u32));
+        let timings = Timings { encode, decode: start.elapsed(), cached: encode.is_zero() };
+        Ok(AutoSegmentation { mask, logits, grid, patch_probabilities: generated_probabilities, timings })
+    }
+
+    pub fn model(&self) -> &DeLightSam<B> {
+        &self.model
+    }
+}
+
+/// An automatic segmenter on a backend chosen at run time.
+pub enum DynAutoSegmenter {
+    Cpu(AutoSegmenter<Cpu>),
+    Wgpu(AutoSegmenter<Gpu>),
+}
+
+macro_rules! each {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            DynAutoSegmenter::Cpu($s) => $e,
+            DynAutoSegmenter::Wgpu($s) => $e,
+        }
+    };
+}
+
+impl DynAutoSegmenter {
+    pub fn load(kind: BackendKind, record: Option<&Path>) -> Result<Self, WeightsError> {
+        Ok(match kind {
+            BackendKind::Cpu => Self::Cpu(AutoSegmenter::load(record, Default::default())?),
+            BackendKind::Wgpu => Self::Wgpu(AutoSegmenter::load(record, Default::default())?),
+        })
+    }
+
+    pub fn modalities(&self) -> &ModalityRegistry {
+        each!(self, s => s.modalities())
+    }
+
+    pub fn provenance(&self) -> &Provenance {
+        each!(self, s => s.provenance())
+    }
+
+    pub fn device_name(&self) -> String {
+        each!(self, s => s.device_name())
+    }
+
+    pub fn slot(&self, modality: &str) -> Result<usize, ModalityError> {
+        each!(self, s => s.slot(modality))
+    }
+
+    pub fn segment(
+        &mut self,
+        key: &str,
+        frame: &Frame,
+        slot: usize,
+        grid: Option<&Mask>,
+    ) -> Result<AutoSegmentation, GridSizeError> {
+        each!(self, s => s.segment(key, frame, slot, grid))
+    }
+}

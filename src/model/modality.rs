@@ -1,0 +1,139 @@
+//! The modality registry: which query token (and which controller slot) each imaging modality
+//! uses. It is part of the model's config, so a saved model always knows its own modalities.
+
+use serde::{Deserialize, Serialize};
+
+/// The paper's six modalities, then CT and MR, in slot order.
+pub const BUILT_IN: [&str; 8] = ["dermoscopy", "x-ray", "fundus", "colonoscopy", "ultrasound", "microscopy", "ct", "mr"];
+
+/// Slots in a fresh model: the built-in ones plus free ones for the user's own modalities.
+pub const DEFAULT_SLOTS: usize = 12;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModalityError {
+    #[error("unknown modality {name:?}; this model knows: {known}")]
+    Unknown { name: String, known: String },
+    #[error("no free modality slot for {name:?}: all {slots} are taken")]
+    Full { name: String, slots: usize },
+    #[error("{0:?} is not a usable modality name (use letters, digits, '-' or '_')")]
+    BadName(String),
+}
+
+/// Modality names → slots `0..slots`. Names are stored in a canonical lower-case form.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModalityRegistry {
+    /// The name of each used slot, in slot order.
+    pub names: Vec<String>,
+    /// How many slots the model has parameters for (used + free).
+    pub slots: usize,
+}
+
+impl Default for ModalityRegistry {
+    fn default() -> Self {
+        Self { names: BUILT_IN.iter().map(|s| s.to_string()).collect(), slots: DEFAULT_SLOTS }
+    }
+}
+
+impl ModalityRegistry {
+    /// The slot of `name` (aliases such as "xray", "dermatoscopy", "MRI" accepted).
+    pub fn slot(&self, name: &str) -> Result<usize, ModalityError> {
+        let wanted = canonical(name);
+        self.names.iter().position(|n| *n == wanted).ok_or_else(|| ModalityError::Unknown {
+            name: name.to_string(),
+            known: self.names.join(", "),
+        })
+    }
+
+    pub fn name(&self, slot: usize) -> Option<&str> {
+        self.names.get(slot).map(String::as_str)
+    }
+
+    /// The slot of `name`, taking a free slot for a new modality.
+    pub fn add(&mut self, name: &str) -> Result<usize, ModalityError> {
+        if let Ok(slot) = self.slot(name) {
+            return Ok(slot);
+        }
+        let canonical = canonical(name);
+        if canonical.is_empty() || !canonical.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(ModalityError::BadName(name.to_string()));
+        }
+        if self.names.len() >= self.slots {
+            return Err(ModalityError::Full { name: name.to_string(), slots: self.slots });
+        }
+        self.names.push(canonical);
+        Ok(self.names.len() - 1)
+    }
+
+    pub fn free_slots(&self) -> usize {
+        self.slots.saturating_sub(self.names.len())
+    }
+}
+
+/// Lower case, spaces → '-', common aliases → the registry's names.
+pub fn canonical(name: &str) -> String {
+    let lower = name.trim().to_lowercase().replace([' ', '_'], "-");
+    let alias = match lower.as_str() {
+        "xray" | "x-rays" | "radiography" | "radiograph" | "cxr" => "x-ray",
+        "dermatoscopy" | "dermoscopic" | "skin" => "dermoscopy",
+        "retina" | "retinal" | "fundoscopy" | "ophthalmic" => "fundus",
+        "endoscopy" | "colon" | "polyp" => "colonoscopy",
+        "us" | "sonography" | "echo" => "ultrasound",
+        "em" | "electron-microscopy" | "fluorescence" | "histology" | "pathology" => "microscopy",
+        "mri" | "mr-brain" => "mr",
+        "computed-tomography" => "ct",
+        other => other,
+    };
+    alias.to_string()
+}
+
+/// The default modality for a DICOM Modality (0008,0060) value; `None` means: ask the user.
+pub fn from_dicom(tag: &str) -> Option<&'static str> {
+    match tag.trim().to_ascii_uppercase().as_str() {
+        "CR" | "DX" | "MG" | "RF" | "XA" | "IO" | "PX" => Some("x-ray"),
+        "US" | "IVUS" => Some("ultrasound"),
+        "ES" => Some("colonoscopy"),
+        "OP" => Some("fundus"),
+        "SM" | "GM" => Some("microscopy"),
+        "XC" => Some("dermoscopy"),
+        "CT" => Some("ct"),
+        "MR" => Some("mr"),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_ins_aliases_and_user_slots() {
+        let mut registry = ModalityRegistry::default();
+        assert_eq!(registry.slot("dermoscopy"), Ok(0));
+        assert_eq!(registry.slot("X-Ray"), Ok(1));
+        assert_eq!(registry.slot("xray"), Ok(1));
+        assert_eq!(registry.slot("MRI"), Ok(7));
+        assert!(matches!(registry.slot("pet"), Err(ModalityError::Unknown { .. })));
+        assert_eq!(registry.add("PET"), Ok(8));
+        assert_eq!(registry.slot("pet"), Ok(8));
+        assert_eq!(registry.add("pet"), Ok(8), "adding twice re-uses the slot");
+        assert!(matches!(registry.add("a/b"), Err(ModalityError::BadName(_))));
+        for name in ["a", "b", "c"] {
+            registry.add(name).unwrap();
+        }
+        assert_eq!(registry.free_slots(), 0);
+        assert!(matches!(registry.add("d"), Err(ModalityError::Full { .. })));
+    }
+
+    #[test]
+    fn dicom_modality_defaults() {
+        assert_eq!(from_dicom("DX"), Some("x-ray"));
+        assert_eq!(from_dicom("us"), Some("ultrasound"));
+        assert_eq!(from_dicom("OP"), Some("fundus"));
+        assert_eq!(from_dicom("MR"), Some("mr"));
+        assert_eq!(from_dicom("OT"), None);
+        let registry = ModalityRegistry::default();
+        for tag in ["CR", "DX", "MG", "RF", "XA", "US", "ES", "OP", "SM", "CT", "MR"] {
+            assert!(registry.slot(from_dicom(tag).unwrap()).is_ok(), "{tag}");
+        }
+    }
+}

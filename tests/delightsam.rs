@@ -1,0 +1,120 @@
+//! De-LightSAM built on the real LiteMedSAM weights: the zero controller changes nothing, the
+//! record keeps weights and modalities, and the engine segments automatically at image size.
+
+mod common;
+
+use burn::module::Param;
+use burn::prelude::*;
+use delightsam::engine::AutoSegmenter;
+use delightsam::imaging::{ImageSource, Mask};
+use delightsam::model::backend::Cpu;
+use delightsam::model::tinyvit::TinyVitConfig;
+use delightsam::model::weights::{self, Provenance};
+use delightsam::model::{DeLightSam, DeLightSamConfig, preprocess};
+
+use common::fixture;
+
+fn lite_model() -> delightsam::model::LiteMedSam<Cpu> {
+    weights::load::<Cpu>(&weights::default_record_path(), &Default::default()).expect("shipped LiteMedSAM record")
+}
+
+#[test]
+fn dc_encoder_with_zero_controller_equals_litemedsam_encoder() {
+    let device = Default::default();
+    let lite = lite_model().for_inference();
+    let frame = ImageSource::open(fixture("raster/colin27_z090.png")).unwrap().frame(0).unwrap();
+    let input = preprocess::prepare(&frame, 256);
+    let x = Tensor::<Cpu, 4>::from_data(TensorData::new(input.data, [1, 3, 256, 256]), &device);
+    let expected = lite.encode(x.clone()).into_data();
+
+    let model = DeLightSam::from_litemedsam(lite_model(), &DeLightSamConfig::new(), &device).unwrap().for_inference();
+    for slot in [0, 7] {
+        assert_eq!(model.encode(x.clone(), slot).into_data(), expected, "slot {slot}");
+    }
+}
+
+#[test]
+fn a_1024_config_refuses_litemedsam_weights() {
+    let config = DeLightSamConfig::new().with_image_encoder(TinyVitConfig::new().with_img_size(1024));
+    let err = DeLightSam::from_litemedsam(lite_model(), &config, &Default::default()).unwrap_err();
+    assert!(err.contains("1024"), "{err}");
+}
+
+/// A model whose controllers, dense prompt and slots all matter: what training would produce.
+fn moved_model(config: &DeLightSamConfig, device: &burn::tensor::Device<Cpu>) -> DeLightSam<Cpu> {
+    let mut model = DeLightSam::from_litemedsam(lite_model(), config, device).unwrap();
+    for block in model.image_encoder.stages.iter_mut().flat_map(|s| s.blocks.iter_mut()) {
+        let c = block.controller.as_mut().unwrap();
+        c.prefix_gate = Param::from_tensor(c.prefix_gate.val().add_scalar(0.5));
+        let up = c.up.val();
+        c.up = Param::from_tensor(Tensor::random(up.dims(), burn::tensor::Distribution::Normal(0.0, 0.02), device));
+    }
+    model.sp_generator.prompt_norm.weight = Param::from_tensor(Tensor::ones([256], device).mul_scalar(0.1));
+    model
+}
+
+#[test]
+fn record_round_trip_keeps_weights_and_modalities() {
+    let device = Default::default();
+    let mut config = DeLightSamConfig::new();
+    let pet = config.modalities.add("PET").unwrap();
+    let model = moved_model(&config, &device);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mine.bpk");
+    weights::save_delightsam(&model, &config, &path).unwrap();
+    assert!(weights::config_path(&path).is_file());
+
+    let (loaded, loaded_config) = weights::load_delightsam::<Cpu>(&path, &device).unwrap();
+    assert_eq!(loaded_config.modalities, config.modalities);
+    assert_eq!(loaded_config.modalities.slot("pet"), Ok(pet));
+    let x = Tensor::<Cpu, 4>::random([1, 3, 256, 256], burn::tensor::Distribution::Uniform(0.0, 1.0), &device);
+    let a = model.forward(x.clone(), pet);
+    let b = loaded.forward(x, pet);
+    assert_eq!(a.mask_logits.into_data(), b.mask_logits.into_data());
+    assert_eq!(a.patch_logits.into_data(), b.patch_logits.into_data());
+
+    // A record without its config, or a config that does not fit, is a clear error.
+    std::fs::remove_file(weights::config_path(&path)).unwrap();
+    std::fs::write(weights::config_path(&path), "{ not json").unwrap();
+    let err = weights::load_delightsam::<Cpu>(&path, &device).unwrap_err().to_string();
+    assert!(err.contains("mine.json"), "{err}");
+    let small = DeLightSamConfig::new().with_image_encoder(TinyVitConfig::new().with_embed_dims([32, 64, 80, 160]));
+    std::fs::write(weights::config_path(&path), serde_json::to_string(&small).unwrap()).unwrap();
+    let err = weights::load_delightsam::<Cpu>(&path, &device).unwrap_err().to_string();
+    assert!(err.contains("mine.bpk"), "{err}");
+}
+
+#[test]
+fn automatic_segmentation_at_image_size_with_cached_redecode() {
+    let device = Default::default();
+    let config = DeLightSamConfig::new();
+    let model = moved_model(&config, &device);
+    let mut segmenter = AutoSegmenter::<Cpu>::new(model, config, Provenance::FreshFromLiteMedSam("test".into()), device);
+    let frame = ImageSource::open(fixture("raster/colin27_z090.png")).unwrap().frame(0).unwrap();
+    let slot = segmenter.slot("MRI").unwrap();
+    let first = segmenter.segment("colin", &frame, slot, None).unwrap();
+    assert_eq!((first.mask.width(), first.mask.height()), (frame.width, frame.height));
+    assert_eq!(first.logits.len(), frame.pixel_count());
+    assert_eq!((first.grid.width(), first.grid.height()), (32, 32));
+    assert!(!first.timings.cached);
+
+    // Re-decoding with an edited grid re-uses the embedding and changes the mask.
+    let mut edited = first.grid.clone();
+    for y in 8..24 {
+        for x in 8..24 {
+            edited.set(x, y, 1 - edited.get(x, y).unwrap());
+        }
+    }
+    let second = segmenter.segment("colin", &frame, slot, Some(&edited)).unwrap();
+    assert!(second.timings.cached);
+    assert_eq!(second.grid, edited);
+    assert_ne!(first.logits, second.logits);
+
+    // Another modality is another embedding (its controller differs).
+    let third = segmenter.segment("colin", &frame, segmenter.slot("ct").unwrap(), None).unwrap();
+    assert!(!third.timings.cached);
+
+    let wrong = Mask::new(16, 16);
+    let err = segmenter.segment("colin", &frame, slot, Some(&wrong)).err().expect("a 16×16 grid is refused");
+    assert!(err.to_string().contains("32×32"), "{err}");
+}
