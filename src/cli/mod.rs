@@ -1,10 +1,13 @@
 //! Headless commands. Each one prints what it did and returns an error the caller shows in one line.
 
-mod bench;
+pub(crate) mod bench;
+mod bench_delightsam;
 mod convert;
+mod eval;
 mod import;
 mod info;
 mod segment;
+mod train;
 
 use std::path::PathBuf;
 
@@ -33,6 +36,10 @@ pub enum Command {
     Convert(convert::ConvertArgs),
     /// Segment automatically (De-LightSAM, --modality) or from a box/points (LiteMedSAM); folders too.
     Segment(segment::SegmentArgs),
+    /// Fine-tune De-LightSAM on dataset folders (fast or full recipe).
+    Train(train::TrainArgs),
+    /// Evaluate a model on a dataset folder: per-image Dice, HD and HD95 to a CSV.
+    Eval(eval::EvalArgs),
     /// Convert a PyTorch LiteMedSAM checkpoint into the program's model record.
     Import(import::ImportArgs),
     /// Time the encoder and the cached decoder on each backend (and PyTorch with --pytorch).
@@ -44,6 +51,8 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Info(args) => info::run(&args),
         Command::Convert(args) => convert::run(&args),
         Command::Segment(args) => segment::run(&args),
+        Command::Train(args) => train::run(&args),
+        Command::Eval(args) => eval::run(&args),
         Command::Import(args) => import::run(&args),
         Command::Bench(args) => bench::run(&args),
     }

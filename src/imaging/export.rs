@@ -53,7 +53,19 @@ fn write_png(
         writer.flush().map_err(io)?;
     }
     tmp.as_file().sync_all().map_err(io)?;
+    make_readable(tmp.as_file()).map_err(io)?;
     tmp.persist(out).map_err(|e| io(e.error))?;
+    Ok(())
+}
+
+/// Temporary files are created private (0600); what we publish gets the usual 0644.
+pub fn make_readable(file: &std::fs::File) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
+    let _ = file;
     Ok(())
 }
 

@@ -10,6 +10,9 @@ pub type Cpu = burn::backend::Flex;
 pub type CpuNdArray = burn::backend::NdArray;
 /// Any GPU through wgpu (Vulkan, Metal, DX12; lavapipe without a GPU).
 pub type Gpu = burn::backend::Wgpu;
+/// NVIDIA GPUs through CUDA (build with `--features cuda`; needs the driver at run time).
+#[cfg(feature = "cuda")]
+pub type Cuda = burn::backend::Cuda;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -148,7 +148,7 @@ impl<B: Backend> DeLightSam<B> {
         let lite_decoder = lite.mask_decoder;
         let token = lite_decoder.mask_tokens.weight.val().narrow(0, 0, 1);
         let mut modality_tokens = fresh.decoder.modality_tokens;
-        modality_tokens.weight = Param::from_tensor(token.repeat_dim(0, slots));
+        modality_tokens.weight = Param::from_tensor(token.detach().repeat_dim(0, slots));
         let hypernet = &lite_decoder.output_hypernetworks_mlps[0];
         let decoder = QmDecoder {
             transformer: lite_decoder.transformer,

@@ -68,6 +68,23 @@ pub fn prepare(frame: &Frame, input_size: u32) -> ModelInput {
     ModelInput { data, geometry }
 }
 
+/// A 0/1 mask at the original size → the model input's frame (`input_size`², row-major, 0/1):
+/// nearest neighbour at half-pixel centres, padding 0 — where the image lands in [`prepare`].
+pub fn mask_to_input(mask: &Mask, geometry: &Geometry) -> Vec<f32> {
+    let side = geometry.input_size as usize;
+    let (w, h) = (mask.width() as usize, mask.height() as usize);
+    let (rw, rh) = (geometry.resized.0 as usize, geometry.resized.1 as usize);
+    let mut out = vec![0.0f32; side * side];
+    for y in 0..rh {
+        let sy = (((y as f64 + 0.5) * h as f64 / rh as f64) as usize).min(h - 1);
+        for x in 0..rw {
+            let sx = (((x as f64 + 0.5) * w as f64 / rw as f64) as usize).min(w - 1);
+            out[y * side + x] = f32::from(u8::from(mask.labels()[sy * w + sx] != 0));
+        }
+    }
+    out
+}
+
 /// Low-resolution logits (`input_size`², row-major) → logits at the original size.
 pub fn logits_to_image(logits: &[f32], geometry: &Geometry) -> Vec<f32> {
     let side = geometry.input_size as usize;

@@ -141,6 +141,7 @@ pub fn save_delightsam<B: Backend>(model: &DeLightSam<B>, config: &DeLightSamCon
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| write_err(e.to_string()))?;
     let json = serde_json::to_string_pretty(config).map_err(|e| write_err(e.to_string()))?;
     tmp.write_all(json.as_bytes()).map_err(|e| write_err(e.to_string()))?;
+    crate::imaging::make_readable(tmp.as_file()).map_err(|e| write_err(e.to_string()))?;
     tmp.persist(&config_file).map_err(|e| write_err(e.to_string()))?;
     Ok(())
 }
@@ -213,6 +214,13 @@ fn load_problems(result: &ApplyResult) -> Vec<String> {
 
 /// The shipped record: next to the executable's crate in development, else under `models/`
 /// relative to the working directory.
+/// The record a De-LightSAM model starts from by default: the shipped trained model if there is
+/// one, else the LiteMedSAM record.
+pub fn default_starting_record() -> PathBuf {
+    let shipped = shipped_path(DELIGHTSAM_RECORD);
+    if shipped.is_file() { shipped } else { default_record_path() }
+}
+
 pub fn default_record_path() -> PathBuf {
     shipped_path(LITEMEDSAM_RECORD)
 }

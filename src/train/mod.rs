@@ -1,3 +1,11 @@
-//! Training: losses now; datasets, metrics and the training loop come with the trainer.
+//! Training and evaluation on local folders: datasets, augmentation, losses, metrics, the
+//! embedding cache of the fast recipe, and the training loop of both recipes.
 
+pub mod augment;
+pub mod cache;
+pub mod dataset;
 pub mod losses;
+pub mod metrics;
+pub mod trainer;
+
+pub use trainer::{Event, EpochMetrics, Recipe, Summary, TrainConfig, TrainError, train};

@@ -34,10 +34,12 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--random-weights", action="store_true",
+                        help="skip the checkpoint (timing does not depend on the weights)")
     args = parser.parse_args()
     device = torch.device(args.device)
     sync = (lambda: torch.cuda.synchronize()) if device.type == "cuda" else (lambda: None)
-    net = lite_medsam(pretrained=True, root="/tmp/litemedsam-ckpt", device=device).eval()
+    net = lite_medsam(pretrained=not args.random_weights, root="/tmp/litemedsam-ckpt", device=device).eval()
     image = torch.rand(1, 3, 256, 256, device=device)
     box = torch.tensor([[[30.0, 40.0, 200.0, 220.0]]], device=device)
     with torch.no_grad():

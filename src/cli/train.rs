@@ -1,0 +1,166 @@
+//! `delightsam train`: fine-tune on dataset folders (fast or full recipe), with a progress bar
+//! and `metrics.jsonl` in the output folder.
+
+use std::path::PathBuf;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::model::backend::{BackendKind, Cpu, Gpu};
+use crate::train::{Event, Recipe, TrainConfig, train};
+
+/// A dataset folder, optionally with its modality: `DIR` or `DIR=MODALITY`.
+pub fn parse_folder(text: &str) -> Result<(PathBuf, Option<String>), String> {
+    match text.rsplit_once('=') {
+        Some((dir, modality)) if !modality.is_empty() && !modality.contains('/') => {
+            Ok((PathBuf::from(dir), Some(modality.to_string())))
+        }
+        _ => Ok((PathBuf::from(text), None)),
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    /// A dataset folder (images/ + masks/), as DIR or DIR=MODALITY. Repeatable: several
+    /// folders, several modalities, one model.
+    #[arg(long = "data", required = true, value_parser = parse_folder)]
+    pub data: Vec<(PathBuf, Option<String>)>,
+    /// A validation folder (DIR or DIR=MODALITY); without it each folder is split.
+    #[arg(long = "val", value_parser = parse_folder)]
+    pub validation: Option<(PathBuf, Option<String>)>,
+    /// Where checkpoints, train_config.json and metrics.jsonl go (a run there resumes).
+    #[arg(short, long)]
+    pub out: PathBuf,
+    /// fast: frozen encoder, cached embeddings; full: MDKD distillation + end-to-end fine-tuning.
+    #[arg(long, value_enum, default_value = "fast")]
+    pub recipe: Recipe,
+    #[arg(long, default_value_t = 20)]
+    pub epochs: usize,
+    /// Full recipe: epochs of common and of domain distillation before fine-tuning.
+    #[arg(long, default_value_t = 2)]
+    pub common_epochs: usize,
+    #[arg(long, default_value_t = 2)]
+    pub domain_epochs: usize,
+    #[arg(long, default_value_t = 4)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 5e-4)]
+    pub lr: f64,
+    /// Learning rate × this after each epoch.
+    #[arg(long, default_value_t = 0.98)]
+    pub lr_decay: f64,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Share of each folder held out for validation (when no --val folder is given).
+    #[arg(long, default_value_t = 0.2)]
+    pub val_fraction: f64,
+    /// Starting model (De-LightSAM or LiteMedSAM record); default: the shipped one.
+    #[arg(long)]
+    pub init: Option<PathBuf>,
+    /// Teacher encoder for the full recipe (LiteMedSAM .bpk or .pth); default: LiteMedSAM.
+    #[arg(long)]
+    pub teacher: Option<PathBuf>,
+    #[arg(long, default_value = "cpu")]
+    pub backend: String,
+    /// Embedding cache folder (fast recipe); default: the user's cache folder.
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+    /// Stop after this many optimiser steps (smoke tests).
+    #[arg(long)]
+    pub max_steps: Option<usize>,
+    /// Stop after the epoch that crosses this many minutes.
+    #[arg(long)]
+    pub max_minutes: Option<f64>,
+}
+
+pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
+    let mut config = TrainConfig::new(args.data.clone(), args.out.clone());
+    config.recipe = args.recipe;
+    config.validation = args.validation.clone();
+    config.validation_fraction = args.val_fraction;
+    config.seed = args.seed;
+    config.epochs = args.epochs;
+    config.common_epochs = args.common_epochs;
+    config.domain_epochs = args.domain_epochs;
+    config.batch_size = args.batch;
+    config.learning_rate = args.lr;
+    config.lr_decay = args.lr_decay;
+    config.init = args.init.clone();
+    config.teacher = args.teacher.clone();
+    if let Some(cache) = &args.cache {
+        config.cache_dir = cache.clone();
+    }
+    config.max_steps = args.max_steps;
+    config.max_minutes = args.max_minutes;
+
+    let bar = ProgressBar::new(0);
+    let mut last_dice: Option<f64> = None;
+    let mut on_event = |event: &Event| match event {
+        Event::Preparing { done, total, cached } => {
+            if bar.length() != Some(*total as u64) {
+                bar.set_length(*total as u64);
+                bar.set_style(style("preparing"));
+            }
+            bar.set_position(*done as u64);
+            bar.set_message(format!("{cached} embeddings from the cache"));
+        }
+        Event::Started { train, validation, epochs, steps_per_epoch, resumed_from } => {
+            say(&bar, format!(
+                "{train} training and {validation} validation images; {epochs} epoch(s) of {steps_per_epoch} step(s){}",
+                resumed_from.map(|e| format!("; resuming after epoch {e}")).unwrap_or_default()
+            ));
+            bar.set_length((epochs * steps_per_epoch) as u64);
+            bar.set_position((resumed_from.unwrap_or(0) * steps_per_epoch) as u64);
+            bar.set_style(style("training"));
+        }
+        Event::Step { epoch, loss, .. } => {
+            bar.inc(1);
+            let dice = last_dice.map(|d| format!(", val Dice {d:.3}")).unwrap_or_default();
+            bar.set_message(format!("epoch {epoch}, loss {loss:.4}{dice}"));
+        }
+        Event::Epoch(m) => {
+            last_dice = m.validation_dice.or(last_dice);
+            say(&bar, format!(
+                "epoch {:>3} {:<9} loss {:.4} (mask {:.4}, patch {:.4}, distill {:.4}) val Dice {} lr {:.2e} {:.0} s, {:.2} img/s",
+                m.epoch,
+                serde_json::to_value(m.stage).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+                m.loss,
+                m.mask_loss,
+                m.patch_loss,
+                m.distill_loss,
+                m.validation_dice.map(|d| format!("{d:.4}")).unwrap_or_else(|| "-".into()),
+                m.learning_rate,
+                m.seconds,
+                m.images_per_second
+            ));
+        }
+    };
+    let summary = match args.backend.parse::<BackendKind>() {
+        Ok(BackendKind::Cpu) => train::<burn::backend::Autodiff<Cpu>>(&config, &Default::default(), &mut on_event)?,
+        Ok(BackendKind::Wgpu) => train::<burn::backend::Autodiff<Gpu>>(&config, &Default::default(), &mut on_event)?,
+        #[cfg(feature = "cuda")]
+        Err(_) if args.backend == "cuda" => {
+            train::<burn::backend::Autodiff<crate::model::backend::Cuda>>(&config, &Default::default(), &mut on_event)?
+        }
+        Err(e) => anyhow::bail!("{e}{}", if cfg!(feature = "cuda") { " (or cuda)" } else { "" }),
+    };
+    bar.finish_and_clear();
+    println!(
+        "trained {} epoch(s), {} steps in {:.1} min; best validation Dice {}; model {} (best: {})",
+        summary.epochs_done,
+        summary.steps,
+        summary.seconds / 60.0,
+        summary.best_dice.map(|d| format!("{d:.4}")).unwrap_or_else(|| "-".into()),
+        summary.model.display(),
+        summary.best.display()
+    );
+    Ok(())
+}
+
+/// A line above the bar, or plain on stdout when there is no terminal to draw the bar on.
+fn say(bar: &ProgressBar, line: String) {
+    if bar.is_hidden() { println!("{line}") } else { bar.println(line) }
+}
+
+fn style(phase: &str) -> ProgressStyle {
+    ProgressStyle::with_template(&format!("{phase} {{bar:30}} {{pos}}/{{len}} {{elapsed_precise}} (eta {{eta}}) {{msg}}"))
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+}

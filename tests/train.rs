@@ -1,0 +1,126 @@
+//! A short real training run (three real nuclei images, the real model), resume, the NaN stop,
+//! the dataset error report, and `eval` on the result.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use burn::backend::Autodiff;
+use delightsam::model::backend::Cpu;
+use delightsam::train::{Event, TrainConfig, TrainError, train};
+
+use common::fixture;
+
+type Ad = Autodiff<Cpu>;
+
+fn config(out: &Path, cache: &Path) -> TrainConfig {
+    let mut config = TrainConfig::new(vec![(fixture("train/nuclei"), None)], out.to_path_buf());
+    config.cache_dir = cache.to_path_buf();
+    // One image held out, two train; batch 1 gives two steps per epoch.
+    config.validation_fraction = 0.34;
+    config.batch_size = 1;
+    config.learning_rate = 1e-3;
+    config
+}
+
+fn run(config: &TrainConfig) -> (Result<delightsam::train::Summary, TrainError>, Vec<Event>) {
+    let mut events = Vec::new();
+    let result = train::<Ad>(config, &Default::default(), &mut |e| events.push(e.clone()));
+    (result, events)
+}
+
+fn step_losses(events: &[Event]) -> Vec<f32> {
+    events.iter().filter_map(|e| if let Event::Step { loss, .. } = e { Some(*loss) } else { None }).collect()
+}
+
+#[test]
+fn a_short_run_lowers_the_loss_then_resumes_from_its_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, cache) = (dir.path().join("run"), dir.path().join("cache"));
+    let mut cfg = config(&out, &cache);
+    cfg.epochs = 4;
+    let (result, events) = run(&cfg);
+    let summary = result.expect("training runs");
+    assert_eq!((summary.epochs_done, summary.steps), (4, 8));
+    let losses = step_losses(&events);
+    let (first, last) = (losses[0..2].iter().sum::<f32>(), losses[6..8].iter().sum::<f32>());
+    assert!(last < first * 0.9, "the loss must go down: {losses:?}");
+    for file in ["model.bpk", "model.json", "best.bpk", "best.json", "state.json", "train_config.json", "metrics.jsonl"] {
+        assert!(out.join(file).is_file(), "missing {file}");
+    }
+    let lines = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 4);
+    let first_line: serde_json::Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
+    for key in ["epoch", "step", "loss", "mask_loss", "patch_loss", "validation_dice", "learning_rate"] {
+        assert!(first_line.get(key).is_some(), "metrics.jsonl lacks {key}: {first_line}");
+    }
+
+    // As after a kill: the same run with more epochs continues after epoch 4, from the cache.
+    cfg.epochs = 5;
+    let (result, events) = run(&cfg);
+    let summary = result.expect("resumes");
+    assert_eq!((summary.epochs_done, summary.steps), (5, 10));
+    assert!(events.iter().any(|e| matches!(e, Event::Started { resumed_from: Some(4), .. })));
+    assert!(events.iter().any(|e| matches!(e, Event::Preparing { done: 3, total: 3, cached: 3 })), "embeddings come from the cache");
+    assert_eq!(step_losses(&events).len(), 2);
+
+    // eval on the trained model writes a CSV with one row per image.
+    let csv = dir.path().join("eval.csv");
+    let out_eval = Command::new(env!("CARGO_BIN_EXE_delightsam"))
+        .args(["eval", "--model", s(&out.join("model.bpk")), "--data", s(&fixture("train/nuclei")), "--csv", s(&csv)])
+        .args(["--save-masks", s(&dir.path().join("pred"))])
+        .output()
+        .unwrap();
+    assert!(out_eval.status.success(), "{}", String::from_utf8_lossy(&out_eval.stderr));
+    let stdout = String::from_utf8_lossy(&out_eval.stdout);
+    assert!(stdout.contains("3 image(s)") && stdout.contains("Dice") && stdout.contains("HD95"), "{stdout}");
+    let rows = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(rows.lines().count(), 4, "{rows}");
+    assert!(rows.starts_with("stem,image,modality,dice,hd,hd95"));
+    assert!(dir.path().join("pred/cells3d-z30.png").is_file());
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, cache) = (dir.path().join("run"), dir.path().join("cache"));
+    let mut cfg = config(&out, &cache);
+    cfg.epochs = 1;
+    run(&cfg).0.expect("one good epoch");
+    let good = std::fs::read(out.join("model.bpk")).unwrap();
+
+    cfg.epochs = 2;
+    cfg.learning_rate = f64::NAN;
+    let err = run(&cfg).0.expect_err("NaN weights give a NaN loss");
+    assert!(matches!(err, TrainError::NonFinite { epoch: 2, had_checkpoint: true, .. }), "{err}");
+    assert!(err.to_string().contains("model.bpk"), "{err}");
+    assert_eq!(std::fs::read(out.join("model.bpk")).unwrap(), good, "the last good checkpoint is untouched");
+}
+
+#[test]
+fn dataset_problems_are_reported_together_and_nothing_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("bad");
+    std::fs::create_dir_all(root.join("images")).unwrap();
+    std::fs::create_dir_all(root.join("masks")).unwrap();
+    std::fs::copy(fixture("train/nuclei/images/cells3d-z30.png"), root.join("images/a.png")).unwrap();
+    std::fs::copy(fixture("raster/colin27_z090.png"), root.join("masks/a.png")).unwrap();
+    std::fs::copy(fixture("train/nuclei/images/cells3d-z25.png"), root.join("images/b.png")).unwrap();
+    let out = dir.path().join("run");
+    let result = Command::new(env!("CARGO_BIN_EXE_delightsam"))
+        .args(["train", "--data", s(&root), "--data", s(&PathBuf::from("/nonexistent/folder")), "--out", s(&out)])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(!result.status.success());
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    for expected in ["no modality", "b.png: no mask", "a.png", "181", "/nonexistent/folder: 1 problem(s)"] {
+        assert!(stderr.contains(expected), "missing {expected:?} in:\n{stderr}");
+    }
+    assert!(!out.join("model.bpk").exists());
+}
