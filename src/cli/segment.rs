@@ -169,8 +169,7 @@ fn run_folder(args: &SegmentArgs) -> anyhow::Result<()> {
     if args.out.is_file() {
         anyhow::bail!("{}: the output must be a folder when the input is a folder", args.out.display());
     }
-    let same = |a: &Path, b: &Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y);
-    if same(&args.input, &args.out) {
+    if crate::imaging::is_same_file(&args.input, &args.out) {
         anyhow::bail!("{}: write the masks to another folder than the images", args.out.display());
     }
     let files = folder_files(&args.input)?;

@@ -58,6 +58,19 @@ fn write_png(
     Ok(())
 }
 
+/// Writes `bytes` to `path` atomically (temporary file beside it, then rename), readable 0644.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    make_readable(tmp.as_file())?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
 /// Temporary files are created private (0600); what we publish gets the usual 0644.
 pub fn make_readable(file: &std::fs::File) -> std::io::Result<()> {
     #[cfg(unix)]
@@ -70,7 +83,7 @@ pub fn make_readable(file: &std::fs::File) -> std::io::Result<()> {
 }
 
 /// True when both paths name one existing file (through links, `..`, or a hard link).
-fn is_same_file(a: &Path, b: &Path) -> bool {
+pub fn is_same_file(a: &Path, b: &Path) -> bool {
     let (Ok(ma), Ok(mb)) = (std::fs::metadata(a), std::fs::metadata(b)) else {
         return false;
     };

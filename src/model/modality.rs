@@ -54,7 +54,7 @@ impl ModalityRegistry {
             return Ok(slot);
         }
         let canonical = canonical(name);
-        if canonical.is_empty() || !canonical.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        if !is_usable_name(&canonical) {
             return Err(ModalityError::BadName(name.to_string()));
         }
         if self.names.len() >= self.slots {
@@ -67,6 +67,11 @@ impl ModalityRegistry {
     pub fn free_slots(&self) -> usize {
         self.slots.saturating_sub(self.names.len())
     }
+}
+
+/// A canonical name a slot can take: letters, digits, '-' and '_'.
+pub fn is_usable_name(canonical: &str) -> bool {
+    !canonical.is_empty() && canonical.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 /// Lower case, spaces → '-', common aliases → the registry's names.

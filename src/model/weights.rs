@@ -2,7 +2,6 @@
 //! A De-LightSAM model is two files: `NAME.bpk` (tensors) and `NAME.json` (its config, with the
 //! modality registry), so a model always carries the names of its modalities.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
@@ -137,13 +136,8 @@ pub fn save_delightsam<B: Backend>(model: &DeLightSam<B>, config: &DeLightSamCon
     save_module(model, path, "De-LightSAM")?;
     let config_file = config_path(path);
     let write_err = |reason: String| WeightsError::Write { path: config_file.clone(), reason };
-    let dir = config_file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| write_err(e.to_string()))?;
     let json = serde_json::to_string_pretty(config).map_err(|e| write_err(e.to_string()))?;
-    tmp.write_all(json.as_bytes()).map_err(|e| write_err(e.to_string()))?;
-    crate::imaging::make_readable(tmp.as_file()).map_err(|e| write_err(e.to_string()))?;
-    tmp.persist(&config_file).map_err(|e| write_err(e.to_string()))?;
-    Ok(())
+    crate::imaging::write_atomic(&config_file, json.as_bytes()).map_err(|e| write_err(e.to_string()))
 }
 
 pub fn load_delightsam_config(record: &Path) -> Result<DeLightSamConfig, WeightsError> {

@@ -1,7 +1,6 @@
 //! The embedding cache of the fast recipe: one file per (image content, modality slot) under a
 //! folder per encoder version, stored as f16 (2 MB per 256×64×64 embedding), written atomically.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Where embeddings are cached unless the caller says otherwise.
@@ -45,10 +44,7 @@ impl EmbeddingCache {
 
     pub fn put(&self, key: &str, values: &[f32]) -> std::io::Result<()> {
         let bytes: Vec<u8> = values.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect();
-        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
-        tmp.write_all(&bytes)?;
-        tmp.persist(self.path(key)).map_err(|e| e.error)?;
-        Ok(())
+        crate::imaging::write_atomic(&self.path(key), &bytes)
     }
 }
 

@@ -92,7 +92,7 @@ pub fn scan(root: &Path, modality_override: Option<&str>, decode: bool) -> Resul
     let modality = match modality_override.map(|m| Ok(Some(m.to_string()))).unwrap_or_else(|| folder_modality(root)) {
         Ok(Some(name)) => {
             let canonical = modality::canonical(&name);
-            if canonical.is_empty() || !canonical.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            if !modality::is_usable_name(&canonical) {
                 problems.push(format!("modality {name:?} is not one name; give one with --modality or dataset.toml"));
             }
             canonical

@@ -159,7 +159,6 @@ pub struct Summary {
 
 /// A sample ready for training: modality slot, model-input mask, and what validation needs.
 struct Prepared {
-    pair: Pair,
     slot: usize,
     /// 256² 0/1 mask in the model input's frame.
     mask: Vec<f32>,
@@ -416,7 +415,7 @@ fn prepare<B: Backend>(
         None => model_input.data,
     };
     let truth = keep_truth.then(|| sample.mask.labels().to_vec());
-    Ok(Prepared { pair: pair.clone(), slot, mask, input, geometry, truth })
+    Ok(Prepared { slot, mask, input, geometry, truth })
 }
 
 /// Batches of one modality each (the controller and query are per batch), shuffled.
@@ -518,7 +517,6 @@ fn validate<B: Backend>(model: &DeLightSam<B>, set: &[Prepared], recipe: Recipe,
         let pred: Vec<u8> = at_size.iter().map(|&v| u8::from(v > 0.0)).collect();
         total += metrics::dice(&pred, p.truth.as_deref().unwrap_or(&[]));
     }
-    let _ = set.first().map(|p| &p.pair);
     total / set.len().max(1) as f64
 }
 
@@ -537,13 +535,8 @@ fn load_teacher<B: AutodiffBackend>(
 
 fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), TrainError> {
     let err = |e: String| TrainError::Io { path: path.to_path_buf(), reason: e };
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| err(e.to_string()))?;
     let text = serde_json::to_string_pretty(value).map_err(|e| err(e.to_string()))?;
-    tmp.write_all(text.as_bytes()).map_err(|e| err(e.to_string()))?;
-    crate::imaging::make_readable(tmp.as_file()).map_err(|e| err(e.to_string()))?;
-    tmp.persist(path).map_err(|e| err(e.to_string()))?;
-    Ok(())
+    crate::imaging::write_atomic(path, text.as_bytes()).map_err(|e| err(e.to_string()))
 }
 
 fn append_line<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), TrainError> {
