@@ -12,7 +12,7 @@ use delightsam::model::tinyvit::TinyVitConfig;
 use delightsam::model::weights::{self, Provenance};
 use delightsam::model::{DeLightSam, DeLightSamConfig, preprocess};
 
-use common::fixture;
+use common::{active_delightsam, fixture};
 
 fn lite_model() -> delightsam::model::LiteMedSam<Cpu> {
     weights::load::<Cpu>(&weights::default_record_path(), &Default::default()).expect("shipped LiteMedSAM record")
@@ -41,24 +41,12 @@ fn a_1024_config_refuses_litemedsam_weights() {
 }
 
 /// A model whose controllers, dense prompt and slots all matter: what training would produce.
-fn moved_model(config: &DeLightSamConfig, device: &burn::tensor::Device<Cpu>) -> DeLightSam<Cpu> {
-    let mut model = DeLightSam::from_litemedsam(lite_model(), config, device).unwrap();
-    for block in model.image_encoder.stages.iter_mut().flat_map(|s| s.blocks.iter_mut()) {
-        let c = block.controller.as_mut().unwrap();
-        c.prefix_gate = Param::from_tensor(c.prefix_gate.val().add_scalar(0.5));
-        let up = c.up.val();
-        c.up = Param::from_tensor(Tensor::random(up.dims(), burn::tensor::Distribution::Normal(0.0, 0.02), device));
-    }
-    model.sp_generator.prompt_norm.weight = Param::from_tensor(Tensor::ones([256], device).mul_scalar(0.1));
-    model
-}
-
 #[test]
 fn record_round_trip_keeps_weights_and_modalities() {
     let device = Default::default();
     let mut config = DeLightSamConfig::new();
     let pet = config.modalities.add("PET").unwrap();
-    let model = moved_model(&config, &device);
+    let model = active_delightsam(&config, &device);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("mine.bpk");
     weights::save_delightsam(&model, &config, &path).unwrap();
@@ -84,11 +72,57 @@ fn record_round_trip_keeps_weights_and_modalities() {
     assert!(err.contains("mine.bpk"), "{err}");
 }
 
+/// The fast recipe changes only the head; `pack` stores just that, in f16, over LiteMedSAM.
+#[test]
+fn head_only_record_reproduces_a_fast_recipe_model() {
+    let device = Default::default();
+    let config = DeLightSamConfig::new();
+    let mut model = DeLightSam::from_litemedsam(lite_model(), &config, &device).unwrap();
+    // What head training does: move the SP-Generator and the decoder, leave the encoder alone.
+    model.sp_generator.prompt_norm.weight = Param::from_tensor(Tensor::ones([256], &device).mul_scalar(0.1));
+    let tokens = model.decoder.modality_tokens.weight.val();
+    model.decoder.modality_tokens.weight =
+        Param::from_tensor(tokens.clone().add(Tensor::random(tokens.dims(), burn::tensor::Distribution::Normal(0.0, 0.1), &device)));
+
+    let dir = tempfile::tempdir().unwrap();
+    let full = dir.path().join("full.bpk");
+    let head = dir.path().join("head.bpk");
+    let encoder = dir.path().join("litemedsam.bpk");
+    std::fs::copy(weights::default_record_path(), &encoder).unwrap();
+    weights::save_delightsam(&model, &config, &full).unwrap();
+    weights::save_delightsam_head(&model, &config, &head, &encoder).unwrap();
+    let size = |p: &std::path::Path| std::fs::metadata(p).unwrap().len();
+    assert!(size(&head) * 3 < size(&full), "head {} B vs full {} B", size(&head), size(&full));
+    assert_eq!(weights::delightsam_storage(&head).unwrap(), weights::Storage::Head { encoder: "litemedsam.bpk".into() });
+    assert_eq!(weights::encoder_record(&head), dir.path().join("litemedsam.bpk"));
+
+    let (loaded, _) = weights::load_delightsam::<Cpu>(&head, &device).unwrap();
+    let x = Tensor::<Cpu, 4>::random([1, 3, 256, 256], burn::tensor::Distribution::Uniform(0.0, 1.0), &device);
+    let slot = config.modalities.slot("mr").unwrap();
+    let a = model.forward(x.clone(), slot).mask_logits.into_data().to_vec::<f32>().unwrap();
+    let b = loaded.forward(x, slot).mask_logits.into_data().to_vec::<f32>().unwrap();
+    let scale = a.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let error = a.iter().zip(&b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale;
+    assert!(error > 0.0, "the head must really be stored in f16");
+    assert!(error < 2e-2, "f16 head: relative max error {error}");
+
+    // A trained encoder or an active controller would be lost: refused.
+    let active = active_delightsam(&config, &device);
+    let err = weights::save_delightsam_head(&active, &config, &dir.path().join("no.bpk"), &encoder).unwrap_err().to_string();
+    assert!(err.contains("controller") && err.contains("full record"), "{err}");
+    assert!(!dir.path().join("no.bpk").exists());
+
+    // A head whose encoder record is gone says which file it needs.
+    std::fs::remove_file(&encoder).unwrap();
+    let err = weights::load_delightsam::<Cpu>(&head, &device).unwrap_err().to_string();
+    assert!(err.contains("litemedsam.bpk"), "{err}");
+}
+
 #[test]
 fn automatic_segmentation_at_image_size_with_cached_redecode() {
     let device = Default::default();
     let config = DeLightSamConfig::new();
-    let model = moved_model(&config, &device);
+    let model = active_delightsam(&config, &device);
     let mut segmenter = AutoSegmenter::<Cpu>::new(model, config, Provenance::FreshFromLiteMedSam("test".into()), device);
     let frame = ImageSource::open(fixture("raster/colin27_z090.png")).unwrap().frame(0).unwrap();
     let slot = segmenter.slot("MRI").unwrap();
@@ -117,4 +151,20 @@ fn automatic_segmentation_at_image_size_with_cached_redecode() {
     let wrong = Mask::new(16, 16);
     let err = segmenter.segment("colin", &frame, slot, Some(&wrong)).err().expect("a 16×16 grid is refused");
     assert!(err.to_string().contains("32×32"), "{err}");
+}
+
+/// The shipped default model (models/MODEL_CARD.md) segments a PH2 image it never trained on
+/// (IMD407 is in the default split's held-out part) and says it is a trained record.
+#[test]
+fn the_shipped_default_model_segments_a_held_out_ph2_image() {
+    let image = common::shared("ph2-dermoscopy/images/IMD407.jpg");
+    let truth = Mask::load(common::shared("ph2-dermoscopy/masks/IMD407.png")).unwrap();
+    let mut segmenter = AutoSegmenter::<Cpu>::load(None, Default::default()).unwrap();
+    assert!(matches!(segmenter.provenance(), Provenance::Record(p) if p.ends_with("delightsam-default.bpk")));
+    let frame = ImageSource::open(&image).unwrap().frame(0).unwrap();
+    let slot = segmenter.slot("dermoscopy").unwrap();
+    let result = segmenter.segment("IMD407", &frame, slot, None).unwrap();
+    let both = result.mask.labels().iter().zip(truth.labels()).filter(|(a, b)| **a != 0 && **b != 0).count();
+    let dice = 2.0 * both as f64 / (result.mask.foreground_count() + truth.foreground_count()) as f64;
+    assert!(dice > 0.9, "Dice {dice:.3} (0.965 when the model was made)");
 }

@@ -10,12 +10,11 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use burn::prelude::*;
-use burn::module::Param;
 use delightsam::engine::{AutoSegmenter, Segmenter};
 use delightsam::imaging::ImageSource;
 use delightsam::model::backend::{Cpu, Gpu};
 use delightsam::model::weights;
-use delightsam::model::{DeLightSam, DeLightSamConfig, PointPrompt, Prompts, preprocess};
+use delightsam::model::{DeLightSamConfig, PointPrompt, Prompts, preprocess};
 
 #[derive(serde::Deserialize)]
 struct Case {
@@ -167,15 +166,7 @@ fn wgpu_backend_matches_pytorch() {
 fn delightsam_wgpu_matches_cpu() {
     let cpu_device = Default::default();
     let config = DeLightSamConfig::new();
-    let lite = weights::load::<Cpu>(&weights::default_record_path(), &cpu_device).unwrap();
-    let mut model = DeLightSam::from_litemedsam(lite, &config, &cpu_device).unwrap();
-    for block in model.image_encoder.stages.iter_mut().flat_map(|s| s.blocks.iter_mut()) {
-        let c = block.controller.as_mut().unwrap();
-        c.prefix_gate = Param::from_tensor(c.prefix_gate.val().add_scalar(0.5));
-        let up = c.up.val();
-        c.up = Param::from_tensor(Tensor::random(up.dims(), burn::tensor::Distribution::Normal(0.0, 0.02), &cpu_device));
-    }
-    model.sp_generator.prompt_norm.weight = Param::from_tensor(Tensor::ones([256], &cpu_device).mul_scalar(0.1));
+    let model = common::active_delightsam(&config, &cpu_device);
     let dir = tempfile::tempdir().unwrap();
     let record = dir.path().join("active.bpk");
     weights::save_delightsam(&model, &config, &record).unwrap();

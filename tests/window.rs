@@ -1,55 +1,290 @@
-//! The real viewer, driven by egui_kittest and rendered with wgpu (lavapipe in CI).
+//! The real annotation window, driven by egui_kittest (pointer and keyboard events) and rendered
+//! with wgpu (lavapipe in CI): open, paint, undo, redo, export, autosave, prompts, worklist.
 
 mod common;
 
-use common::fixture;
-use delightsam::app::ViewerApp;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{fixture, shared};
+use delightsam::app::{AnnotatorApp, AppOptions, AppPaths, Tool};
+use delightsam::imaging::Mask;
+use delightsam::model::backend::BackendKind;
+use egui::{Key, Modifiers, Pos2, pos2};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 
+/// The app with its settings and autosaves in `home`, on the CPU, not encoding on open.
+fn app<'a>(file: Option<PathBuf>, home: &Path, render: bool) -> Harness<'a, AnnotatorApp> {
+    let paths = AppPaths::in_folder(home);
+    let builder = Harness::builder().with_size(egui::vec2(900.0, 640.0)).with_max_steps(50);
+    let builder = if render { builder.wgpu() } else { builder };
+    builder.build_eframe(move |cc| {
+        AnnotatorApp::new(cc, AppOptions { file, paths, backend: Some(BackendKind::Cpu), prepare_on_open: false })
+    })
+}
+
+fn opened(harness: &mut Harness<'_, AnnotatorApp>) {
+    harness.state_mut().wait_for_load();
+    harness.run_steps(3);
+    assert_eq!(harness.state().error(), None);
+}
+
+fn screen(harness: &Harness<'_, AnnotatorApp>, x: f32, y: f32) -> Pos2 {
+    harness.state().screen_pos(x, y).expect("the image was drawn")
+}
+
+/// A real pointer drag between two image points, in small moves, one frame each.
+fn drag(harness: &mut Harness<'_, AnnotatorApp>, from: Pos2, to: Pos2, modifiers: Modifiers) {
+    drag_path(harness, &[from, to], modifiers);
+}
+
+/// Press at the first image point, move through the others, release at the last.
+fn drag_path(harness: &mut Harness<'_, AnnotatorApp>, path: &[Pos2], modifiers: Modifiers) {
+    let screen_path: Vec<Pos2> = path.iter().map(|p| screen(harness, p.x, p.y)).collect();
+    let (first, last) = (screen_path[0], screen_path[screen_path.len() - 1]);
+    harness.hover_at(first);
+    harness.step();
+    harness.event_modifiers(egui::Event::PointerButton { pos: first, button: egui::PointerButton::Primary, pressed: true, modifiers }, modifiers);
+    harness.step();
+    for pair in screen_path.windows(2) {
+        for i in 1..=8 {
+            harness.hover_at(pair[0].lerp(pair[1], i as f32 / 8.0));
+            harness.step();
+        }
+    }
+    harness.event_modifiers(egui::Event::PointerButton { pos: last, button: egui::PointerButton::Primary, pressed: false, modifiers }, modifiers);
+    harness.step();
+    harness.remove_cursor();
+    harness.run_steps(2);
+}
+
+fn copy_to(dir: &Path, file: &Path) -> PathBuf {
+    let target = dir.join(file.file_name().unwrap());
+    std::fs::copy(file, &target).unwrap();
+    target
+}
+
 #[test]
 fn the_window_shows_a_dicom_image() {
-    let path = fixture("dicom/CT_small.dcm");
-    let mut harness = Harness::builder()
-        .with_size(egui::vec2(640.0, 480.0))
-        .wgpu()
-        .build_eframe(|cc| ViewerApp::new(&cc.egui_ctx, Some(path.clone())));
-    harness.state_mut().wait_for_load();
-    harness.run();
-    assert_eq!(harness.state().error(), None);
+    let home = tempfile::tempdir().unwrap();
+    let mut harness = app(Some(fixture("dicom/CT_small.dcm")), home.path(), true);
+    opened(&mut harness);
     let (source, frame) = harness.state().shown().expect("an image is shown");
     assert_eq!((source.meta().rows, frame), (128, 0));
-
-    // The status bar names the file and the window.
     harness.get_by_label_contains("CT_small.dcm");
 
     let image = harness.render().expect("render with wgpu");
-    // The CT fills the middle of the window: its body is bright, the air around it dark.
-    let (w, h) = image.dimensions();
-    let centre = image.get_pixel(w / 2, h / 2).0;
-    let corner_of_image = image.get_pixel(w / 2 - 150, h / 2 - 150).0;
-    let grey_levels: std::collections::BTreeSet<u8> =
-        (0..w).step_by(7).flat_map(|x| (0..h).step_by(7).map(move |y| (x, y))).map(|(x, y)| image.get_pixel(x, y).0[0]).collect();
+    let centre = screen(&harness, 64.0, 64.0);
+    let ppp = image.width() as f32 / 900.0;
+    let grey_levels: std::collections::BTreeSet<u8> = (0..128)
+        .step_by(3)
+        .flat_map(|x| (0..128).step_by(3).map(move |y| (x, y)))
+        .map(|(x, y)| {
+            let p = screen(&harness, x as f32, y as f32);
+            image.get_pixel((p.x * ppp) as u32, (p.y * ppp) as u32).0[0]
+        })
+        .collect();
     assert!(grey_levels.len() > 20, "the image should show many grey levels, got {}", grey_levels.len());
-    assert!(centre[0] != corner_of_image[0] || centre[1] != corner_of_image[1], "{centre:?} vs {corner_of_image:?}");
+    assert!(centre.x > 210.0, "the tool panel is left of the image");
+
+    // Window/level is applied when drawing: a window far above every value shows black.
+    let (min, max) = {
+        let frame = harness.state().shown().unwrap().0.frame(0).unwrap();
+        let stats = frame.stats();
+        (stats.min, stats.max)
+    };
+    harness.state_mut().set_window(delightsam::imaging::Window::new(f64::from(max) + 1000.0, 10.0));
+    harness.run_steps(2);
+    let dark = harness.render().expect("render");
+    let p = screen(&harness, 64.0, 64.0);
+    assert!(dark.get_pixel((p.x * ppp) as u32, (p.y * ppp) as u32).0[0] < 5, "window above the data ({min}..{max}) shows black");
+    harness.state_mut().set_window(delightsam::imaging::Window::new(f64::from(min) - 1000.0, 10.0));
+    harness.run_steps(2);
+    let bright = harness.render().expect("render");
+    assert!(bright.get_pixel((p.x * ppp) as u32, (p.y * ppp) as u32).0[0] > 250, "window below the data shows white");
 }
 
 #[test]
 fn the_window_reports_a_bad_file_and_keeps_running() {
-    let path = fixture("bad/not_an_image.png");
-    let mut harness = Harness::builder()
-        .with_size(egui::vec2(640.0, 480.0))
-        .build_eframe(|cc| ViewerApp::new(&cc.egui_ctx, Some(path.clone())));
+    let home = tempfile::tempdir().unwrap();
+    let mut harness = app(Some(fixture("bad/not_an_image.png")), home.path(), false);
     harness.state_mut().wait_for_load();
-    harness.run();
+    harness.run_steps(3);
     let error = harness.state().error().expect("an error is shown").to_string();
     assert!(error.contains("not_an_image.png"), "{error}");
     harness.get_by_label_contains("not a supported image");
 
-    // The next file still opens.
-    harness.state_mut().open(fixture("dicom/MR_small.dcm"));
-    harness.state_mut().wait_for_load();
-    harness.run();
-    assert_eq!(harness.state().error(), None);
+    harness.state_mut().open_path(fixture("dicom/MR_small.dcm"));
+    opened(&mut harness);
     assert!(harness.state().shown().is_some());
+}
+
+/// Paint a stroke, undo, redo, export with Ctrl+S, and read the PNG back; the overlay shows in
+/// the rendered frame; the work comes back after a restart (autosave).
+#[test]
+fn paint_undo_redo_export_and_restore() {
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let image = copy_to(work.path(), &fixture("raster/colin27_z090.png"));
+    let mut harness = app(Some(image.clone()), home.path(), true);
+    opened(&mut harness);
+    let (w, h) = {
+        let mask = harness.state().mask().unwrap();
+        (mask.width(), mask.height())
+    };
+
+    harness.key_press(Key::B);
+    harness.step();
+    assert_eq!(harness.state().tool(), Tool::Brush);
+    harness.state_mut().settings_mut().brush_radius = 4.0;
+    drag(&mut harness, pos2(30.0, 40.0), pos2(120.0, 40.0), Modifiers::NONE);
+    let painted = harness.state().mask().unwrap().clone();
+    for x in (32..118).step_by(4) {
+        assert_eq!(painted.get(x, 40), Some(1), "the stroke covers x={x}");
+    }
+    assert_eq!(painted.get(75, 60), Some(0), "and nothing 20 px away");
+
+    // The overlay is drawn over the image: the stroke is red, a pixel beside it is not.
+    let frame = harness.render().expect("render");
+    let ppp = frame.width() as f32 / 900.0;
+    let pixel = |x: f32, y: f32| {
+        let p = screen(&harness, x, y);
+        frame.get_pixel((p.x * ppp) as u32, (p.y * ppp) as u32).0
+    };
+    let (on, off) = (pixel(75.0, 40.0), pixel(75.0, 70.0));
+    assert!(on[0] as i32 - on[2] as i32 > 40, "stroke pixel {on:?} should be red-tinted");
+    assert!((off[0] as i32 - off[2] as i32).abs() < 20, "pixel off the stroke {off:?} should stay grey");
+
+    harness.key_press_modifiers(Modifiers::COMMAND, Key::Z);
+    harness.step();
+    assert_eq!(harness.state().mask().unwrap().foreground_count(), 0, "undo removes the stroke");
+    harness.key_press_modifiers(Modifiers::COMMAND | Modifiers::SHIFT, Key::Z);
+    harness.step();
+    assert_eq!(harness.state().mask().unwrap(), &painted, "redo brings it back exactly");
+
+    harness.key_press_modifiers(Modifiers::COMMAND, Key::S);
+    harness.step();
+    let exported = work.path().join("colin27_z090_mask.png");
+    assert_eq!(harness.state().error(), None);
+    let png = image::open(&exported).expect("the exported mask").into_luma8();
+    assert_eq!(png.dimensions(), (w, h));
+    for (x, y, p) in png.enumerate_pixels() {
+        let want = if painted.get(x, y) == Some(1) { 255 } else { 0 };
+        assert_eq!(p.0[0], want, "pixel ({x}, {y})");
+    }
+    harness.get_by_label_contains("Exported");
+    assert!(image::open(&image).is_ok(), "the source is untouched");
+
+    // A restart restores the work in progress.
+    harness.state().flush_autosave();
+    drop(harness);
+    let mut again = app(Some(image), home.path(), false);
+    opened(&mut again);
+    assert_eq!(again.state().mask().unwrap(), &painted);
+}
+
+#[test]
+fn lasso_fill_and_eraser_edit_the_mask() {
+    let home = tempfile::tempdir().unwrap();
+    let mut harness = app(Some(fixture("raster/cells3d-z30.png")), home.path(), false);
+    opened(&mut harness);
+    harness.state_mut().set_tool(Tool::Lasso);
+    // A right triangle with legs of 60 px: about 1800 px inside.
+    drag_path(&mut harness, &[pos2(100.0, 100.0), pos2(160.0, 100.0), pos2(100.0, 160.0)], Modifiers::NONE);
+    let lasso = harness.state().mask().unwrap().foreground_count();
+    assert!((1700..2000).contains(&lasso), "lasso filled {lasso} px");
+    assert_eq!(harness.state().mask().unwrap().get(110, 110), Some(1));
+    assert_eq!(harness.state().mask().unwrap().get(150, 150), Some(0));
+
+    // Brush a closed ring, then fill its inside with one click.
+    harness.state_mut().set_tool(Tool::Brush);
+    harness.state_mut().settings_mut().brush_radius = 2.0;
+    for (from, to) in [((30.0, 30.0), (90.0, 30.0)), ((90.0, 30.0), (90.0, 90.0)), ((90.0, 90.0), (30.0, 90.0)), ((30.0, 90.0), (30.0, 30.0))] {
+        drag(&mut harness, pos2(from.0, from.1), pos2(to.0, to.1), Modifiers::NONE);
+    }
+    let ring = harness.state().mask().unwrap().foreground_count() - lasso;
+    harness.state_mut().set_tool(Tool::Fill);
+    let inside = screen(&harness, 60.0, 60.0);
+    harness.hover_at(inside);
+    harness.step();
+    harness.event(egui::Event::PointerButton { pos: inside, button: egui::PointerButton::Primary, pressed: true, modifiers: Modifiers::NONE });
+    harness.step();
+    harness.event(egui::Event::PointerButton { pos: inside, button: egui::PointerButton::Primary, pressed: false, modifiers: Modifiers::NONE });
+    harness.run_steps(2);
+    let filled = harness.state().mask().unwrap().foreground_count() - lasso;
+    assert!(filled > ring + 2500, "fill: {ring} → {filled}");
+    assert_eq!(harness.state().mask().unwrap().get(60, 60), Some(1));
+
+    harness.state_mut().set_tool(Tool::Eraser);
+    harness.state_mut().settings_mut().brush_radius = 6.0;
+    drag(&mut harness, pos2(40.0, 60.0), pos2(80.0, 60.0), Modifiers::NONE);
+    assert_eq!(harness.state().mask().unwrap().get(60, 60), Some(0), "erased");
+}
+
+/// A box around a PH2 lesion (from its expert mask) gives a lesion mask, on the CPU engine
+/// thread, while the UI keeps running.
+#[test]
+fn a_box_prompt_on_a_ph2_image_segments_the_lesion() {
+    let home = tempfile::tempdir().unwrap();
+    let image = shared("ph2-dermoscopy/images/IMD002.jpg");
+    let truth = Mask::load(shared("ph2-dermoscopy/masks/IMD002.png")).unwrap();
+    let mut harness = app(Some(image), home.path(), false);
+    opened(&mut harness);
+    let (mut x0, mut y0, mut x1, mut y1) = (u32::MAX, u32::MAX, 0, 0);
+    for y in 0..truth.height() {
+        for x in 0..truth.width() {
+            if truth.get(x, y) != Some(0) {
+                (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
+            }
+        }
+    }
+    harness.state_mut().set_tool(Tool::Box);
+    drag(&mut harness, pos2(x0 as f32, y0 as f32), pos2(x1 as f32, y1 as f32), Modifiers::NONE);
+    assert!(harness.state().engine_busy(), "the request went to the engine");
+    harness.step();
+    assert!(harness.state_mut().wait_for_engine(Duration::from_secs(300)), "the engine answered");
+    harness.run_steps(2);
+    assert_eq!(harness.state().error(), None);
+    let mask = harness.state().mask().unwrap();
+    let both = mask.labels().iter().zip(truth.labels()).filter(|(a, b)| **a != 0 && **b != 0).count();
+    let dice = 2.0 * both as f64 / (mask.foreground_count() + truth.foreground_count()) as f64;
+    assert!(dice > 0.85, "Dice with the expert mask {dice:.3}");
+    assert!(harness.state().last_inference().is_some());
+    harness.get_by_label_contains("LiteMedSAM on cpu");
+    // The AI result is one undo step.
+    harness.key_press_modifiers(Modifiers::COMMAND, Key::Z);
+    harness.step();
+    assert_eq!(harness.state().mask().unwrap().foreground_count(), 0);
+}
+
+#[test]
+fn a_folder_opens_as_a_worklist_and_page_down_moves_on() {
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    copy_to(work.path(), &fixture("raster/colin27_z090.png"));
+    copy_to(work.path(), &fixture("raster/cells3d-z30.png"));
+    let mut harness = app(Some(work.path().to_path_buf()), home.path(), false);
+    opened(&mut harness);
+    let name = |h: &Harness<'_, AnnotatorApp>| h.state().shown().unwrap().0.path().file_name().unwrap().to_string_lossy().into_owned();
+    assert_eq!(name(&harness), "cells3d-z30.png");
+    assert_eq!(harness.state().worklist().unwrap().items.len(), 2);
+    harness.key_press(Key::PageDown);
+    harness.step();
+    opened(&mut harness);
+    assert_eq!(name(&harness), "colin27_z090.png");
+    harness.key_press(Key::PageUp);
+    harness.step();
+    opened(&mut harness);
+    assert_eq!(name(&harness), "cells3d-z30.png");
+}
+
+#[test]
+fn a_damaged_settings_file_gives_defaults_and_a_visible_warning() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(home.path().join("settings.json"), "{ broken").unwrap();
+    let mut harness = app(None, home.path(), false);
+    harness.run_steps(2);
+    harness.get_by_label_contains("damaged");
+    assert_eq!(harness.state().settings().brush_radius, delightsam::app::Settings::default().brush_radius);
 }

@@ -64,6 +64,18 @@ impl Loader {
         });
     }
 
+    /// Shows the native folder dialog on its own thread.
+    pub fn pick_folder(&self) {
+        let tx = self.tx.clone();
+        let ctx = self.ctx.clone();
+        std::thread::spawn(move || {
+            if let Some(path) = rfd::FileDialog::new().set_title("Open a folder of images").pick_folder() {
+                let _ = tx.send((0, LoadResult::Picked(path)));
+                ctx.request_repaint();
+            }
+        });
+    }
+
     fn spawn(
         &mut self,
         job: impl FnOnce() -> Result<(Arc<ImageSource>, u32, Frame), crate::imaging::ImageError> + Send + 'static,

@@ -1,13 +1,26 @@
-//! The window. This is the minimal viewer: open an image (command line, File menu, drag and drop),
-//! see it with its default window, adjust window/level, step through frames. Files are read on a
-//! background thread; the UI thread never waits for them.
+//! The annotation window: open images (command line, File menu, drag and drop, folders as a
+//! worklist), view them (zoom, pan, window/level), paint and fix masks (brush, eraser, fill,
+//! lasso, undo/redo), ask the AI (box and point prompts with LiteMedSAM, automatic proposals and
+//! an editable patch grid with De-LightSAM) and export. Files are read and models run on
+//! background threads; the UI thread never waits for them.
 
+mod annotator;
+mod autosave;
+mod canvas;
+mod document;
+mod gpu_view;
+mod history;
 mod loader;
-mod viewer;
+mod panels;
+mod settings;
+pub mod tools;
+mod worklist;
 
 use std::path::PathBuf;
 
-pub use viewer::ViewerApp;
+pub use annotator::{AnnotatorApp, AppOptions, Tool};
+pub use settings::{AppPaths, Settings};
+pub use worklist::{ItemState, Worklist, export_path};
 
 pub const APP_NAME: &str = "De-LightSAM Annotator";
 
@@ -22,6 +35,10 @@ pub fn run(file: Option<PathBuf>) -> anyhow::Result<()> {
             .with_drag_and_drop(true),
         ..Default::default()
     };
-    eframe::run_native(APP_NAME, options, Box::new(move |cc| Ok(Box::new(ViewerApp::new(&cc.egui_ctx, file)))))
-        .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
+    eframe::run_native(
+        APP_NAME,
+        options,
+        Box::new(move |cc| Ok(Box::new(AnnotatorApp::new(cc, AppOptions::for_user(file))))),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
 }

@@ -83,14 +83,16 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let (dice, _) = mean(|s| s.dice);
     let (hd, n_hd) = mean(|s| s.hd);
     let (hd95, _) = mean(|s| s.hd95);
+    // No distances at all (every mask empty): say so rather than print a mean of nothing.
+    let px = |v: f64| if n_hd == 0 { "n/a".to_string() } else { format!("{v:.2} px") };
     println!(
-        "{} image(s) of {} as {}: Dice {:.4}, HD {:.2} px, HD95 {:.2} px{}; per image: {}",
+        "{} image(s) of {} as {}: Dice {:.4}, HD {}, HD95 {}{}; per image: {}",
         all.len(),
         args.data.display(),
         folder.modality,
         dice,
-        hd,
-        hd95,
+        px(hd),
+        px(hd95),
         if n_hd < all.len() { format!(" (distances over {n_hd} images; the rest had an empty mask)") } else { String::new() },
         args.csv.display()
     );

@@ -131,7 +131,12 @@ fn model_info(model: &std::path::Path, json: bool) -> anyhow::Result<()> {
     let (model, config, provenance) = weights::load_delightsam_or_fresh::<Cpu>(record, &device)?;
     let counts = model.parameter_counts();
     let origin = match &provenance {
-        Provenance::Record(p) => format!("record {}", p.display()),
+        Provenance::Record(p) => match weights::delightsam_storage(p) {
+            Ok(weights::Storage::Head { encoder }) => {
+                format!("record {}: head in f16, encoder from {encoder}", p.display())
+            }
+            _ => format!("record {}", p.display()),
+        },
         Provenance::FreshFromLiteMedSam(p) => format!("untrained, initialised from {}", p.display()),
     };
     if json {

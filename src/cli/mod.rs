@@ -6,6 +6,7 @@ mod convert;
 mod eval;
 mod import;
 mod info;
+mod pack;
 mod segment;
 mod train;
 
@@ -40,6 +41,8 @@ pub enum Command {
     Train(train::TrainArgs),
     /// Evaluate a model on a dataset folder: per-image Dice, HD and HD95 to a CSV.
     Eval(eval::EvalArgs),
+    /// Store a fast-recipe model compactly: its head in f16, the encoder read from LiteMedSAM.
+    Pack(pack::PackArgs),
     /// Convert a PyTorch LiteMedSAM checkpoint into the program's model record.
     Import(import::ImportArgs),
     /// Time the encoder and the cached decoder on each backend (and PyTorch with --pytorch).
@@ -53,6 +56,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Segment(args) => segment::run(&args),
         Command::Train(args) => train::run(&args),
         Command::Eval(args) => eval::run(&args),
+        Command::Pack(args) => pack::run(&args),
         Command::Import(args) => import::run(&args),
         Command::Bench(args) => bench::run(&args),
     }

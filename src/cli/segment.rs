@@ -17,7 +17,7 @@ pub struct SegmentArgs {
     /// The image (DICOM, PNG, JPEG, TIFF or BMP), or a folder of images (automatic mode).
     pub input: PathBuf,
     /// Automatic segmentation as this modality (dermoscopy, x-ray, fundus, colonoscopy,
-    /// ultrasound, microscopy, ct, mr, or one the model was trained with). For DICOM files it
+    /// ultrasound, microscopy, ct, mr, electron-microscopy, or one the model was trained with). For DICOM files it
     /// defaults from the Modality tag where that is unambiguous.
     #[arg(long, conflicts_with_all = ["bbox", "points"])]
     pub modality: Option<String>,

@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
-use burn_store::{ApplyResult, BurnpackStore, ModuleSnapshot, PytorchStore};
+use burn_store::{ApplyResult, BurnpackStore, HalfPrecisionAdapter, ModuleSnapshot, PathFilter, PytorchStore};
+use serde::{Deserialize, Serialize};
 
 use super::delightsam::{DeLightSam, DeLightSamConfig};
 use super::litemedsam::{LiteMedSam, LiteMedSamConfig};
@@ -30,6 +31,43 @@ pub enum WeightsError {
     Missing { path: PathBuf },
     #[error("{}: not a De-LightSAM model config: {reason}", path.display())]
     Config { path: PathBuf, reason: String },
+    #[error("{}: {reason}", path.display())]
+    NotHeadOnly { path: PathBuf, reason: String },
+}
+
+/// How a De-LightSAM record holds its weights (the `storage` entry of `NAME.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Storage {
+    /// Every tensor, f32.
+    #[default]
+    Full,
+    /// Only the head (SP-Generator and QM-Decoder), in f16 where burn's `HalfPrecisionAdapter`
+    /// applies; the encoder is LiteMedSAM's, read from `encoder` (a LiteMedSAM record, relative
+    /// to this file's folder). What the fast recipe trains, at a quarter of the size.
+    Head { encoder: String },
+}
+
+impl Storage {
+    fn is_full(&self) -> bool {
+        *self == Storage::Full
+    }
+}
+
+/// `NAME.json`: the model's config plus how its record is stored.
+#[derive(Serialize, Deserialize)]
+struct ModelFile {
+    #[serde(flatten)]
+    config: DeLightSamConfig,
+    #[serde(default, skip_serializing_if = "Storage::is_full")]
+    storage: Storage,
+}
+
+/// The tensors a head-only record holds.
+const HEAD_PATHS: &str = r"^(sp_generator|decoder)\.";
+
+fn is_head_path(path: &str) -> bool {
+    path.starts_with("sp_generator.") || path.starts_with("decoder.")
 }
 
 /// PyTorch names → this crate's module paths, where the structure differs.
@@ -134,16 +172,42 @@ pub fn is_delightsam(record: &Path) -> bool {
 /// Saves a De-LightSAM model: the record, then its config (both atomically).
 pub fn save_delightsam<B: Backend>(model: &DeLightSam<B>, config: &DeLightSamConfig, path: &Path) -> Result<(), WeightsError> {
     save_module(model, path, "De-LightSAM")?;
-    let config_file = config_path(path);
+    write_model_file(path, config, Storage::Full)
+}
+
+fn write_model_file(record: &Path, config: &DeLightSamConfig, storage: Storage) -> Result<(), WeightsError> {
+    let config_file = config_path(record);
     let write_err = |reason: String| WeightsError::Write { path: config_file.clone(), reason };
-    let json = serde_json::to_string_pretty(config).map_err(|e| write_err(e.to_string()))?;
+    let file = ModelFile { config: config.clone(), storage };
+    let json = serde_json::to_string_pretty(&file).map_err(|e| write_err(e.to_string()))?;
     crate::imaging::write_atomic(&config_file, json.as_bytes()).map_err(|e| write_err(e.to_string()))
 }
 
-pub fn load_delightsam_config(record: &Path) -> Result<DeLightSamConfig, WeightsError> {
+fn read_model_file(record: &Path) -> Result<ModelFile, WeightsError> {
     let path = config_path(record);
     let text = std::fs::read_to_string(&path).map_err(|e| WeightsError::Config { path: path.clone(), reason: e.to_string() })?;
     serde_json::from_str(&text).map_err(|e| WeightsError::Config { path, reason: e.to_string() })
+}
+
+pub fn load_delightsam_config(record: &Path) -> Result<DeLightSamConfig, WeightsError> {
+    read_model_file(record).map(|file| file.config)
+}
+
+/// How `record` stores its weights.
+pub fn delightsam_storage(record: &Path) -> Result<Storage, WeightsError> {
+    read_model_file(record).map(|file| file.storage)
+}
+
+/// The record whose encoder weights `record` uses: itself, or a head-only record's LiteMedSAM.
+pub fn encoder_record(record: &Path) -> PathBuf {
+    match delightsam_storage(record) {
+        Ok(Storage::Head { encoder }) => head_encoder_path(record, &encoder),
+        _ => record.to_path_buf(),
+    }
+}
+
+fn head_encoder_path(record: &Path, encoder: &str) -> PathBuf {
+    record.parent().unwrap_or(Path::new("")).join(encoder)
 }
 
 /// Loads a De-LightSAM model and its config (unfolded: ready for training).
@@ -151,9 +215,116 @@ pub fn load_delightsam<B: Backend>(record: &Path, device: &B::Device) -> Result<
     if !record.is_file() {
         return Err(WeightsError::Missing { path: record.to_path_buf() });
     }
-    let config = load_delightsam_config(record)?;
-    let model = load_module(config.init::<B>(device), record)?;
+    let ModelFile { config, storage } = read_model_file(record)?;
+    let model = match storage {
+        Storage::Full => load_module(config.init::<B>(device), record)?,
+        Storage::Head { encoder } => {
+            let encoder = head_encoder_path(record, &encoder);
+            let lite = load::<B>(&encoder, device)?;
+            let base = DeLightSam::from_litemedsam(lite, &config, device)
+                .map_err(|reason| WeightsError::Mismatch { path: encoder.clone(), reason })?;
+            load_head(base, record)?
+        }
+    };
     Ok((model, config))
+}
+
+fn head_filter() -> PathFilter {
+    PathFilter::new().with_regex(HEAD_PATHS)
+}
+
+fn load_head<B: Backend>(mut model: DeLightSam<B>, path: &Path) -> Result<DeLightSam<B>, WeightsError> {
+    let mut store = BurnpackStore::from_file(path)
+        .with_filter(head_filter())
+        .with_from_adapter(HalfPrecisionAdapter::new())
+        .allow_partial(true);
+    let result = model
+        .load_from(&mut store)
+        .map_err(|e| WeightsError::Read { path: path.to_path_buf(), reason: e.to_string() })?;
+    let mut problems: Vec<String> = result.errors.iter().map(|e| e.to_string()).collect();
+    problems.extend(result.missing.iter().filter(|(name, _)| is_head_path(name)).map(|(name, _)| format!("missing {name}")));
+    let problems = summarised(problems);
+    if !problems.is_empty() {
+        return Err(WeightsError::Mismatch { path: path.to_path_buf(), reason: problems.join("; ") });
+    }
+    Ok(model)
+}
+
+/// Saves only the head of `model` (SP-Generator and QM-Decoder, f16) with a config that points
+/// at `encoder`, the LiteMedSAM record its encoder must equal. Refused when the encoder was
+/// trained (full recipe) or a modality controller is active: those would be lost.
+pub fn save_delightsam_head<B: Backend>(
+    model: &DeLightSam<B>,
+    config: &DeLightSamConfig,
+    path: &Path,
+    encoder: &Path,
+) -> Result<(), WeightsError> {
+    let not_head_only = |reason: String| WeightsError::NotHeadOnly { path: path.to_path_buf(), reason };
+    let device = model.sp_generator.prompt_norm.weight.device();
+    let lite = load::<B>(encoder, &device)?;
+    let base = DeLightSam::from_litemedsam(lite, config, &device)
+        .map_err(|reason| WeightsError::Mismatch { path: encoder.to_path_buf(), reason })?;
+    if let Some(reason) = encoder_difference(model, &base) {
+        return Err(not_head_only(format!(
+            "its encoder is not {}'s ({reason}); keep the full record instead",
+            encoder.display()
+        )));
+    }
+    let encoder_name = relative_encoder_path(path, encoder).map_err(not_head_only)?;
+
+    let write_err = |reason: String| WeightsError::Write { path: path.to_path_buf(), reason };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| write_err(e.to_string()))?;
+    }
+    let tmp = path.with_extension("bpk.tmp");
+    let mut store = BurnpackStore::from_file(&tmp)
+        .metadata("model", "De-LightSAM head")
+        .with_filter(head_filter())
+        .with_to_adapter(HalfPrecisionAdapter::new())
+        .overwrite(true);
+    model.save_into(&mut store).map_err(|e| write_err(e.to_string()))?;
+    std::fs::rename(&tmp, path).map_err(|e| write_err(e.to_string()))?;
+    write_model_file(path, config, Storage::Head { encoder: encoder_name })
+}
+
+/// Why `model`'s encoder differs from `base`'s in effect, if it does: a backbone or positional
+/// tensor that is not equal, or a controller whose gate or up-projection is not zero.
+fn encoder_difference<B: Backend>(model: &DeLightSam<B>, base: &DeLightSam<B>) -> Option<String> {
+    let encoder_paths = PathFilter::new().with_regex(r"^(image_encoder|pe_layer)\.");
+    let base_tensors: std::collections::HashMap<String, TensorData> = base
+        .collect(Some(encoder_paths.clone()), None, false)
+        .into_iter()
+        .filter_map(|s| Some((s.full_path(), s.to_data().ok()?)))
+        .collect();
+    for snapshot in model.collect(Some(encoder_paths), None, false) {
+        let path = snapshot.full_path();
+        let Ok(data) = snapshot.to_data() else { return Some(format!("{path} cannot be read")) };
+        let values = data.convert::<f32>();
+        let Ok(values) = values.as_slice::<f32>() else { return Some(format!("{path} is not numeric")) };
+        if path.contains(".controller.") {
+            let must_be_zero = ["prefix_gate", "up", "up_bias"].iter().any(|p| path.ends_with(&format!(".{p}")));
+            if must_be_zero && values.iter().any(|v| *v != 0.0) {
+                return Some(format!("modality controller {path} is active"));
+            }
+            continue;
+        }
+        let same = base_tensors.get(&path).and_then(|b| b.clone().convert::<f32>().to_vec::<f32>().ok()).is_some_and(|b| b == values);
+        if !same {
+            return Some(format!("{path} differs"));
+        }
+    }
+    None
+}
+
+/// `encoder` as the config will name it: its file name when it sits beside `record`, else its
+/// absolute path.
+fn relative_encoder_path(record: &Path, encoder: &Path) -> Result<String, String> {
+    let canonical = |p: &Path| std::fs::canonicalize(p).map_err(|e| format!("{}: {e}", p.display()));
+    let encoder = canonical(encoder)?;
+    let record_dir = record.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let same_dir = canonical(record_dir).ok() == encoder.parent().map(Path::to_path_buf);
+    let name = if same_dir { encoder.file_name().map(PathBuf::from) } else { Some(encoder.clone()) };
+    name.and_then(|n| n.to_str().map(str::to_string)).ok_or_else(|| format!("{}: not a UTF-8 path", encoder.display()))
 }
 
 /// Where a De-LightSAM model came from.
@@ -203,6 +374,17 @@ fn fresh_from_litemedsam<B: Backend>(
 fn load_problems(result: &ApplyResult) -> Vec<String> {
     let mut problems: Vec<String> = result.errors.iter().map(|e| e.to_string()).collect();
     problems.extend(result.missing.iter().map(|(name, _)| format!("missing {name}")));
+    summarised(problems)
+}
+
+/// At most ten problems, then how many more: a wrong file can miss hundreds of tensors.
+fn summarised(mut problems: Vec<String>) -> Vec<String> {
+    const SHOWN: usize = 10;
+    if problems.len() > SHOWN {
+        let more = problems.len() - SHOWN;
+        problems.truncate(SHOWN);
+        problems.push(format!("and {more} more"));
+    }
     problems
 }
 

@@ -374,7 +374,9 @@ pub fn train<B: AutodiffBackend>(
 /// Names the encoder whose embeddings the fast recipe caches: the hash of the starting record
 /// (the fast recipe never changes the encoder, so a resumed run keeps the same cache).
 fn encoder_version(config: &TrainConfig) -> Result<String, TrainError> {
-    let path = config.init.clone().unwrap_or_else(weights::default_starting_record);
+    let start = config.init.clone().unwrap_or_else(weights::default_starting_record);
+    // A head-only record's encoder is its LiteMedSAM record's: embeddings made with either match.
+    let path = if weights::is_delightsam(&start) { weights::encoder_record(&start) } else { start };
     file_hash(&path).map_err(|e| TrainError::Io { path, reason: e.to_string() })
 }
 

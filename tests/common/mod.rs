@@ -3,6 +3,12 @@
 
 use std::path::PathBuf;
 
+use burn::module::Param;
+use burn::prelude::*;
+use delightsam::model::backend::Cpu;
+use delightsam::model::weights;
+use delightsam::model::{DeLightSam, DeLightSamConfig};
+
 /// The crate's root folder.
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -47,4 +53,19 @@ pub fn references(name: &str) -> Vec<Reference> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/reference").join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// De-LightSAM from the shipped LiteMedSAM weights with every part active: non-zero controllers
+/// and a non-zero dense prompt (a fresh model's are neutral, which would hide mistakes).
+pub fn active_delightsam(config: &DeLightSamConfig, device: &burn::tensor::Device<Cpu>) -> DeLightSam<Cpu> {
+    let lite = weights::load::<Cpu>(&weights::default_record_path(), device).expect("shipped LiteMedSAM record");
+    let mut model = DeLightSam::from_litemedsam(lite, config, device).unwrap();
+    for block in model.image_encoder.stages.iter_mut().flat_map(|s| s.blocks.iter_mut()) {
+        let c = block.controller.as_mut().unwrap();
+        c.prefix_gate = Param::from_tensor(c.prefix_gate.val().add_scalar(0.5));
+        let up = c.up.val();
+        c.up = Param::from_tensor(Tensor::random(up.dims(), burn::tensor::Distribution::Normal(0.0, 0.02), device));
+    }
+    model.sp_generator.prompt_norm.weight = Param::from_tensor(Tensor::ones([256], device).mul_scalar(0.1));
+    model
 }

@@ -1,0 +1,126 @@
+//! Work in progress: the mask of every image the user touched, saved after each stroke on a
+//! background thread (the UI never waits for a PNG encoder), restored when the image reopens.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Sender, channel};
+use std::sync::{Arc, Condvar, Mutex};
+
+use image::ImageEncoder;
+use image::codecs::png::PngEncoder;
+
+use crate::imaging::Mask;
+
+/// The autosave file for frame `frame` of `image`.
+pub fn path_for(dir: &Path, image: &Path, frame: u32) -> PathBuf {
+    let canonical = std::fs::canonicalize(image).unwrap_or_else(|_| image.to_path_buf());
+    let hash = blake3::hash(canonical.to_string_lossy().as_bytes()).to_hex();
+    dir.join(format!("{}-f{frame}.png", &hash[..32]))
+}
+
+/// The saved work for this image, if any and if it still fits the image's size.
+pub fn restore(dir: &Path, image: &Path, frame: u32, width: u32, height: u32) -> Option<Mask> {
+    let path = path_for(dir, image, frame);
+    let saved = image::open(&path).ok()?.into_luma8();
+    (saved.width() == width && saved.height() == height).then(|| Mask::from_labels(width, height, saved.into_raw())).flatten()
+}
+
+/// Label values as they are (not 0/255): a restored mask is the mask that was saved.
+fn encode(mask: &Mask) -> Result<Vec<u8>, image::ImageError> {
+    let mut bytes = Vec::new();
+    PngEncoder::new_with_quality(&mut bytes, image::codecs::png::CompressionType::Fast, image::codecs::png::FilterType::Adaptive)
+        .write_image(mask.labels(), mask.width(), mask.height(), image::ExtendedColorType::L8)?;
+    Ok(bytes)
+}
+
+/// Saves masks on its own thread; only the newest mask per file is written.
+pub struct Autosaver {
+    jobs: Sender<PathBuf>,
+    pending: Arc<Mutex<HashMap<PathBuf, Mask>>>,
+    /// Jobs sent and not yet finished, for `flush`.
+    outstanding: Arc<(Mutex<usize>, Condvar)>,
+    errors: Arc<Mutex<Vec<String>>>,
+}
+
+impl Autosaver {
+    pub fn start() -> Self {
+        let (jobs, inbox) = channel::<PathBuf>();
+        let pending: Arc<Mutex<HashMap<PathBuf, Mask>>> = Arc::default();
+        let outstanding: Arc<(Mutex<usize>, Condvar)> = Arc::default();
+        let errors: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (queue, count, failures) = (pending.clone(), outstanding.clone(), errors.clone());
+        std::thread::Builder::new()
+            .name("autosave".into())
+            .spawn(move || {
+                for path in inbox {
+                    let mask = queue.lock().ok().and_then(|mut q| q.remove(&path));
+                    if let Some(Err(message)) = mask.map(|m| write(&path, &m)) {
+                        if let Ok(mut list) = failures.lock() {
+                            list.push(message);
+                        }
+                    }
+                    let (lock, done) = &*count;
+                    if let Ok(mut n) = lock.lock() {
+                        *n = n.saturating_sub(1);
+                        done.notify_all();
+                    }
+                }
+            })
+            .expect("the OS refused to start the autosave thread");
+        Self { jobs, pending, outstanding, errors }
+    }
+
+    pub fn save(&self, path: PathBuf, mask: Mask) {
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.insert(path.clone(), mask);
+        }
+        if let Ok(mut n) = self.outstanding.0.lock() {
+            *n += 1;
+        }
+        let _ = self.jobs.send(path);
+    }
+
+    /// Write failures since the last call (shown to the user).
+    pub fn take_errors(&self) -> Vec<String> {
+        self.errors.lock().map(|mut e| std::mem::take(&mut *e)).unwrap_or_default()
+    }
+
+    /// Waits (at most 10 s) until everything queued is on disk: tests, and closing the window.
+    pub fn flush(&self) {
+        let (lock, done) = &*self.outstanding;
+        if let Ok(n) = lock.lock() {
+            let _ = done.wait_timeout_while(n, std::time::Duration::from_secs(10), |n| *n > 0);
+        }
+    }
+}
+
+fn write(path: &Path, mask: &Mask) -> Result<(), String> {
+    let fail = |e: String| format!("cannot autosave to {}: {e}", path.display());
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+    }
+    let bytes = encode(mask).map_err(|e| fail(e.to_string()))?;
+    crate::imaging::write_atomic(path, &bytes).map_err(|e| fail(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saved_work_comes_back_for_the_same_image_and_size_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("scan.png");
+        std::fs::write(&image, b"x").unwrap();
+        let mut mask = Mask::new(30, 20);
+        mask.set(3, 4, 1);
+        mask.set(5, 6, 2);
+        let saver = Autosaver::start();
+        saver.save(path_for(dir.path(), &image, 0), mask.clone());
+        saver.flush();
+        assert!(saver.take_errors().is_empty());
+        assert_eq!(restore(dir.path(), &image, 0, 30, 20), Some(mask));
+        assert_eq!(restore(dir.path(), &image, 1, 30, 20), None, "another frame");
+        assert_eq!(restore(dir.path(), &image, 0, 31, 20), None, "another size");
+    }
+}

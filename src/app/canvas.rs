@@ -1,0 +1,311 @@
+//! The image area: zoom and pan, window/level by right-drag, the mask overlay, the prompts and
+//! the patch grid, and what each tool does with the pointer.
+
+use egui::{Color32, PointerButton, Pos2, Rect, Sense, Stroke, Vec2, pos2};
+
+use super::annotator::{AnnotatorApp, Tool};
+use super::document::{GRID_CELLS, MASK_COLOR};
+use super::gpu_view::{CompositeCallback, MAX_SIDE};
+use eframe::egui_wgpu;
+use super::tools::{self, FOREGROUND, PixelRect};
+use crate::imaging::{Mask, Window};
+
+/// Zoom and pan of the image in the panel. `zoom` = screen points per image pixel.
+#[derive(Debug, Clone)]
+pub struct View {
+    pub zoom: f32,
+    /// Offset of the image centre from the panel centre, in screen points.
+    pub pan: Vec2,
+    /// Keep fitting the image to the panel (until the user zooms).
+    pub fitting: bool,
+    /// Where the image was drawn in the last frame (for hit tests and tests).
+    image_rect: Option<Rect>,
+}
+
+impl Default for View {
+    fn default() -> Self {
+        Self { zoom: 1.0, pan: Vec2::ZERO, fitting: true, image_rect: None }
+    }
+}
+
+impl View {
+    pub fn fit(&mut self) {
+        self.fitting = true;
+        self.pan = Vec2::ZERO;
+    }
+
+    pub fn actual_size(&mut self) {
+        self.fitting = false;
+        self.zoom = 1.0;
+        self.pan = Vec2::ZERO;
+    }
+
+    fn layout(&mut self, panel: Rect, image_size: Vec2) -> Rect {
+        if self.fitting {
+            self.zoom = (panel.width() / image_size.x).min(panel.height() / image_size.y).max(1e-3);
+        }
+        let rect = Rect::from_center_size(panel.center() + self.pan, image_size * self.zoom);
+        self.image_rect = Some(rect);
+        rect
+    }
+
+    /// Zooms by `factor` keeping the image point under `anchor` where it is.
+    fn zoom_about(&mut self, anchor: Pos2, panel: Rect, factor: f32) {
+        let Some(rect) = self.image_rect else { return };
+        let new_zoom = (self.zoom * factor).clamp(0.01, 64.0);
+        let factor = new_zoom / self.zoom;
+        let centre = rect.center();
+        let new_centre = anchor + (centre - anchor) * factor;
+        self.pan = new_centre - panel.center();
+        self.zoom = new_zoom;
+        self.fitting = false;
+    }
+
+    pub fn image_from_screen(&self, p: Pos2) -> Option<Pos2> {
+        let rect = self.image_rect?;
+        Some(pos2((p.x - rect.min.x) / self.zoom, (p.y - rect.min.y) / self.zoom))
+    }
+
+    pub fn screen_from_image(&self, p: Pos2) -> Option<Pos2> {
+        let rect = self.image_rect?;
+        Some(pos2(rect.min.x + p.x * self.zoom, rect.min.y + p.y * self.zoom))
+    }
+}
+
+/// A pointer gesture in progress (between press and release).
+pub enum Gesture {
+    Stroke { before: Mask, last: Pos2, changed: PixelRect, label: u8 },
+    Lasso { points: Vec<Pos2> },
+    Box { start: Pos2, end: Pos2 },
+}
+
+impl AnnotatorApp {
+    pub(super) fn canvas_ui(&mut self, ui: &mut egui::Ui, gesture: &mut Option<Gesture>) {
+        self.hover = None;
+        let panel = ui.available_rect_before_wrap();
+        let response = ui.allocate_rect(panel, Sense::click_and_drag());
+        ui.painter().rect_filled(panel, 0.0, Color32::from_gray(16));
+        let ctx = ui.ctx().clone();
+        let Some(doc) = &mut self.doc else {
+            *gesture = None;
+            return;
+        };
+        let (w, h) = doc.size();
+        let image_rect = self.view.layout(panel, Vec2::new(w as f32, h as f32));
+        let uv = Rect::from_min_max(pos2(0.0, 0.0), pos2(1.0, 1.0));
+        let painter = ui.painter_at(panel);
+        let visible = image_rect.intersect(panel);
+        match &self.gpu {
+            Some(uploads) if w <= MAX_SIDE && h <= MAX_SIDE => {
+                if let Ok(mut pending) = uploads.lock() {
+                    if self.gpu_image != Some(doc.id.generation) {
+                        doc.take_dirty();
+                        pending.new_image(doc.id.generation, doc.frame.clone(), doc.mask.clone());
+                        self.gpu_image = Some(doc.id.generation);
+                    } else if let Some(rect) = doc.take_dirty() {
+                        pending.mask_part(&doc.mask, rect);
+                    }
+                }
+                if visible.is_positive() {
+                    let to_uv = |p: Pos2| [(p.x - image_rect.min.x) / image_rect.width(), (p.y - image_rect.min.y) / image_rect.height()];
+                    let [r, g, b, _] = MASK_COLOR.to_normalized_gamma_f32();
+                    let callback = CompositeCallback {
+                        image_key: doc.id.generation,
+                        uploads: uploads.clone(),
+                        window: doc.window,
+                        invert: doc.source.meta().invert_display,
+                        opacity: self.settings.opacity,
+                        show_mask: self.settings.show_mask,
+                        mask_color: [r, g, b, 1.0],
+                        zoom: self.view.zoom,
+                        uv: [to_uv(visible.min), to_uv(visible.max)],
+                    };
+                    painter.add(egui_wgpu::Callback::new_paint_callback(visible, callback));
+                }
+            }
+            _ => {
+                painter.image(doc.image_texture(&ctx).id(), image_rect, uv, Color32::WHITE);
+                if self.settings.show_mask {
+                    let alpha = (self.settings.opacity * 255.0).round() as u8;
+                    painter.image(doc.mask_texture(&ctx).id(), image_rect, uv, Color32::from_white_alpha(alpha));
+                }
+            }
+        }
+
+        let zoom = self.view.zoom;
+        let to_screen = |p: Pos2| pos2(image_rect.min.x + p.x * zoom, image_rect.min.y + p.y * zoom);
+        // The prompts and the patch grid.
+        if let Some([x0, y0, x1, y1]) = doc.prompts.bbox {
+            painter.rect_stroke(Rect::from_two_pos(to_screen(pos2(x0, y0)), to_screen(pos2(x1, y1))), 0.0, Stroke::new(2.0, Color32::YELLOW), egui::StrokeKind::Middle);
+        }
+        for p in &doc.prompts.points {
+            let colour = if p.positive { Color32::GREEN } else { Color32::RED };
+            painter.circle(to_screen(pos2(p.x, p.y)), 5.0, colour, Stroke::new(1.5, Color32::WHITE));
+        }
+        if self.tool == Tool::Grid {
+            let cell = doc.grid_cell_size();
+            let grid = doc.grid.as_ref();
+            for cy in 0..GRID_CELLS {
+                for cx in 0..GRID_CELLS {
+                    let min = to_screen(pos2(cx as f32 * cell, cy as f32 * cell));
+                    let max = to_screen(pos2((cx + 1) as f32 * cell, (cy + 1) as f32 * cell));
+                    let on = grid.and_then(|g| g.get(cx, cy)).unwrap_or(0) != 0;
+                    let r = Rect::from_min_max(min, max);
+                    if on {
+                        painter.rect_filled(r, 0.0, Color32::from_rgba_unmultiplied(60, 160, 255, 70));
+                    }
+                    painter.rect_stroke(r, 0.0, Stroke::new(0.5, Color32::from_white_alpha(40)), egui::StrokeKind::Inside);
+                }
+            }
+        }
+
+        // Pixel under the cursor.
+        let pointer = response.hover_pos();
+        if let Some(at) = pointer.and_then(|p| self.view.image_from_screen(p)) {
+            if at.x >= 0.0 && at.y >= 0.0 {
+                if let Some(values) = doc.frame.value_at(at.x as u32, at.y as u32) {
+                    self.hover = Some((at.x as u32, at.y as u32, values.to_vec()));
+                }
+            }
+        }
+
+        // Zoom (wheel or pinch) about the cursor; pan with the middle button or space + drag.
+        if let Some(p) = pointer {
+            let (scroll, pinch) = ui.input(|i| (i.smooth_scroll_delta.y, i.zoom_delta()));
+            let factor = pinch * (scroll * 0.002).exp();
+            if (factor - 1.0).abs() > 1e-4 {
+                self.view.zoom_about(p, panel, factor);
+            }
+        }
+        let space = ui.input(|i| i.key_down(egui::Key::Space));
+        if response.dragged_by(PointerButton::Middle) || (space && response.dragged_by(PointerButton::Primary)) {
+            self.view.pan += response.drag_delta();
+            self.view.fitting = false;
+            *gesture = None;
+            return;
+        }
+        if response.dragged_by(PointerButton::Secondary) {
+            let delta = response.drag_delta();
+            let range = f64::from(doc.frame.display_range.1 - doc.frame.display_range.0).max(1.0);
+            let per_point = range / 512.0;
+            let window = Window::new(
+                doc.window.center - f64::from(delta.y) * per_point,
+                (doc.window.width + f64::from(delta.x) * per_point).max(per_point),
+            );
+            doc.set_window(window);
+        }
+
+        if let Some(p) = pointer.filter(|_| matches!(self.tool, Tool::Brush | Tool::Eraser)) {
+            painter.circle_stroke(p, self.settings.brush_radius * zoom, Stroke::new(1.0, Color32::from_white_alpha(180)));
+        }
+        self.tool_input(ui, &response, gesture);
+        if let Some(g) = gesture {
+            draw_gesture(&painter, g, &|p| to_screen(p));
+        }
+    }
+
+    fn tool_input(&mut self, ui: &egui::Ui, response: &egui::Response, gesture: &mut Option<Gesture>) {
+        let press_origin = ui.input(|i| i.pointer.press_origin());
+        let shift = ui.input(|i| i.modifiers.shift);
+        let image_pos = |p: Option<Pos2>| p.and_then(|p| self.view.image_from_screen(p));
+        let now = image_pos(response.interact_pointer_pos());
+        let radius = self.settings.brush_radius;
+
+        if response.drag_started_by(PointerButton::Primary) {
+            let start = image_pos(press_origin).or(now);
+            let Some(doc) = &mut self.doc else { return };
+            *gesture = start.and_then(|start| match self.tool {
+                Tool::Brush | Tool::Eraser => {
+                    let label = if self.tool == Tool::Brush { FOREGROUND } else { 0 };
+                    let before = doc.mask.clone();
+                    let changed = tools::paint_segment(&mut doc.mask, (start.x, start.y), (start.x, start.y), radius, label);
+                    doc.mark_dirty(changed);
+                    Some(Gesture::Stroke { before, last: start, changed, label })
+                }
+                Tool::Lasso => Some(Gesture::Lasso { points: vec![start] }),
+                Tool::Box => Some(Gesture::Box { start, end: start }),
+                Tool::Fill | Tool::Points | Tool::Grid => None,
+            });
+        }
+        if response.dragged_by(PointerButton::Primary) {
+            if let (Some(p), Some(g), Some(doc)) = (now, gesture.as_mut(), self.doc.as_mut()) {
+                match g {
+                    Gesture::Stroke { last, changed, label, .. } => {
+                        let rect = tools::paint_segment(&mut doc.mask, (last.x, last.y), (p.x, p.y), radius, *label);
+                        doc.mark_dirty(rect);
+                        *changed = changed.union(rect);
+                        *last = p;
+                    }
+                    Gesture::Lasso { points } => {
+                        if points.last().is_none_or(|q| q.distance(p) >= 1.0) {
+                            points.push(p);
+                        }
+                    }
+                    Gesture::Box { end, .. } => *end = p,
+                }
+            }
+        }
+        if response.drag_stopped_by(PointerButton::Primary) {
+            match gesture.take() {
+                Some(Gesture::Stroke { before, changed, .. }) => self.commit_edit(&before, changed),
+                Some(Gesture::Lasso { points }) => {
+                    let Some(doc) = &mut self.doc else { return };
+                    let before = doc.mask.clone();
+                    let label = if shift { 0 } else { FOREGROUND };
+                    let polygon: Vec<(f32, f32)> = points.iter().map(|p| (p.x, p.y)).collect();
+                    let rect = tools::fill_polygon(&mut doc.mask, &polygon, label);
+                    self.commit_edit(&before, rect);
+                }
+                Some(Gesture::Box { start, end }) => {
+                    let Some(doc) = &self.doc else { return };
+                    let (w, h) = doc.size();
+                    let clamp = |v: f32, max: u32| v.clamp(0.0, max as f32 - 1.0);
+                    let (x0, x1) = (clamp(start.x.min(end.x), w), clamp(start.x.max(end.x), w));
+                    let (y0, y1) = (clamp(start.y.min(end.y), h), clamp(start.y.max(end.y), h));
+                    if x1 - x0 >= 2.0 && y1 - y0 >= 2.0 {
+                        self.set_box([x0, y0, x1, y1]);
+                    }
+                }
+                None => {}
+            }
+        }
+        if response.clicked_by(PointerButton::Primary) {
+            let Some(p) = now else { return };
+            match self.tool {
+                Tool::Brush | Tool::Eraser => {
+                    let Some(doc) = &mut self.doc else { return };
+                    let before = doc.mask.clone();
+                    let label = if self.tool == Tool::Brush { FOREGROUND } else { 0 };
+                    let rect = tools::paint_segment(&mut doc.mask, (p.x, p.y), (p.x, p.y), radius, label);
+                    self.commit_edit(&before, rect);
+                }
+                Tool::Fill => self.fill_at(p.x, p.y, if shift { 0 } else { FOREGROUND }),
+                Tool::Points => {
+                    let inside = self.doc.as_ref().is_some_and(|d| p.x >= 0.0 && p.y >= 0.0 && p.x < d.size().0 as f32 && p.y < d.size().1 as f32);
+                    if inside {
+                        self.add_point(p.x, p.y, !shift);
+                    }
+                }
+                Tool::Grid => {
+                    if self.doc.as_mut().is_some_and(|d| d.toggle_grid_cell(p.x, p.y)) {
+                        self.propose(true);
+                    }
+                }
+                Tool::Lasso | Tool::Box => {}
+            }
+        }
+    }
+}
+
+fn draw_gesture(painter: &egui::Painter, gesture: &Gesture, to_screen: &dyn Fn(Pos2) -> Pos2) {
+    match gesture {
+        Gesture::Lasso { points } => {
+            let line: Vec<Pos2> = points.iter().map(|p| to_screen(*p)).collect();
+            painter.add(egui::Shape::line(line, Stroke::new(1.5, MASK_COLOR)));
+        }
+        Gesture::Box { start, end } => {
+            painter.rect_stroke(Rect::from_two_pos(to_screen(*start), to_screen(*end)), 0.0, Stroke::new(1.5, Color32::YELLOW), egui::StrokeKind::Middle);
+        }
+        Gesture::Stroke { .. } => {}
+    }
+}

@@ -1,0 +1,173 @@
+//! One open image (one frame of it) with its mask, undo history, prompts and GPU textures.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use egui::{Color32, ColorImage, TextureHandle, TextureOptions};
+
+use super::history::History;
+use super::tools::PixelRect;
+use crate::engine::worker::ImageId;
+use crate::imaging::{Frame, ImageSource, Mask, Window};
+use crate::model::Prompts;
+use crate::model::modality;
+
+/// The patch grid De-LightSAM prompts itself with: 32×32 cells over its square input.
+pub const GRID_CELLS: u32 = 32;
+
+/// The overlay colour of foreground pixels.
+pub const MASK_COLOR: Color32 = Color32::from_rgb(255, 70, 50);
+
+pub struct Document {
+    pub source: Arc<ImageSource>,
+    pub frame_index: u32,
+    pub frame: Arc<Frame>,
+    pub window: Window,
+    pub mask: Mask,
+    pub history: History,
+    pub id: ImageId,
+    /// Box and points sent to LiteMedSAM (image pixels); cleared with the mask.
+    pub prompts: Prompts,
+    /// The patch grid of the last automatic proposal, as the user edited it.
+    pub grid: Option<Mask>,
+    pub modality: String,
+    /// The mask differs from the last export.
+    pub unexported: bool,
+    image_texture: Option<TextureHandle>,
+    mask_texture: Option<TextureHandle>,
+    /// Part of the mask texture to upload again before drawing.
+    mask_dirty: Option<PixelRect>,
+}
+
+impl Document {
+    pub fn new(source: Arc<ImageSource>, frame_index: u32, frame: Frame, generation: u64, default_modality: &str) -> Self {
+        let window = source.default_window(&frame);
+        let mask = Mask::new(frame.width, frame.height);
+        let key = format!("{}#{frame_index}", source.path().display());
+        let modality = source
+            .meta()
+            .modality
+            .as_deref()
+            .and_then(modality::from_dicom)
+            .unwrap_or(default_modality)
+            .to_string();
+        Self {
+            source,
+            frame_index,
+            frame: Arc::new(frame),
+            window,
+            mask,
+            history: History::default(),
+            id: ImageId { generation, key },
+            prompts: Prompts::default(),
+            grid: None,
+            modality,
+            unexported: false,
+            image_texture: None,
+            mask_texture: None,
+            mask_dirty: None,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.source.path()
+    }
+
+    pub fn size(&self) -> (u32, u32) {
+        (self.frame.width, self.frame.height)
+    }
+
+    pub fn set_window(&mut self, window: Window) {
+        self.window = window;
+        self.image_texture = None;
+    }
+
+    /// Replaces the whole mask as one undo step (an AI result, a restored file, clear).
+    pub fn replace_mask(&mut self, mask: Mask) -> bool {
+        if mask.width() != self.mask.width() || mask.height() != self.mask.height() {
+            return false;
+        }
+        let before = std::mem::replace(&mut self.mask, mask);
+        let changed = self.history.record(&before, &self.mask, PixelRect::whole(&before));
+        self.mark_dirty(PixelRect::whole(&self.mask));
+        changed
+    }
+
+    pub fn mark_dirty(&mut self, rect: PixelRect) {
+        if !rect.is_empty() {
+            self.mask_dirty = Some(self.mask_dirty.map_or(rect, |r| r.union(rect)));
+            self.unexported = true;
+        }
+    }
+
+    pub fn undo(&mut self) -> bool {
+        let rect = self.history.undo(&mut self.mask);
+        rect.inspect(|r| self.mark_dirty(*r)).is_some()
+    }
+
+    pub fn redo(&mut self) -> bool {
+        let rect = self.history.redo(&mut self.mask);
+        rect.inspect(|r| self.mark_dirty(*r)).is_some()
+    }
+
+    /// The part of the mask changed since the last call (for the GPU view's uploads).
+    pub fn take_dirty(&mut self) -> Option<PixelRect> {
+        self.mask_dirty.take()
+    }
+
+    /// The image texture (built again after a window change).
+    pub fn image_texture(&mut self, ctx: &egui::Context) -> &TextureHandle {
+        let (frame, window, invert) = (&self.frame, self.window, self.source.meta().invert_display);
+        self.image_texture.get_or_insert_with(|| {
+            let rgba = frame.to_rgba8(window, invert);
+            let image = ColorImage::from_rgba_unmultiplied([frame.width as usize, frame.height as usize], &rgba);
+            ctx.load_texture("image", image, TextureOptions::LINEAR)
+        })
+    }
+
+    /// The mask overlay texture, with only the changed part uploaded again.
+    pub fn mask_texture(&mut self, ctx: &egui::Context) -> &TextureHandle {
+        let options = TextureOptions::NEAREST;
+        match (&mut self.mask_texture, self.mask_dirty.take()) {
+            (None, _) => {
+                let image = overlay_pixels(&self.mask, PixelRect::whole(&self.mask));
+                self.mask_texture = Some(ctx.load_texture("mask", image, options));
+            }
+            (Some(texture), Some(rect)) if !rect.is_empty() => {
+                texture.set_partial([rect.x0 as usize, rect.y0 as usize], overlay_pixels(&self.mask, rect), options);
+            }
+            _ => {}
+        }
+        self.mask_texture.as_ref().expect("made above")
+    }
+
+    /// The side of one patch-grid cell in image pixels (the model input is the image scaled to
+    /// its longest side, padded at the bottom and right).
+    pub fn grid_cell_size(&self) -> f32 {
+        self.frame.width.max(self.frame.height) as f32 / GRID_CELLS as f32
+    }
+
+    /// Switches the grid cell under image point (x, y) on or off; true when a cell was hit.
+    pub fn toggle_grid_cell(&mut self, x: f32, y: f32) -> bool {
+        let cell = self.grid_cell_size();
+        let (cx, cy) = ((x / cell).floor(), (y / cell).floor());
+        if cx < 0.0 || cy < 0.0 || cx >= GRID_CELLS as f32 || cy >= GRID_CELLS as f32 {
+            return false;
+        }
+        let grid = self.grid.get_or_insert_with(|| Mask::new(GRID_CELLS, GRID_CELLS));
+        let (cx, cy) = (cx as u32, cy as u32);
+        let on = grid.get(cx, cy).unwrap_or(0) != 0;
+        grid.set(cx, cy, u8::from(!on));
+        true
+    }
+}
+
+/// RGBA overlay pixels for `rect` of the mask: the mask colour where labelled, else clear.
+fn overlay_pixels(mask: &Mask, rect: PixelRect) -> ColorImage {
+    let w = mask.width() as usize;
+    let pixels = (rect.y0..rect.y1)
+        .flat_map(|y| &mask.labels()[y as usize * w + rect.x0 as usize..y as usize * w + rect.x1 as usize])
+        .map(|&label| if label != 0 { MASK_COLOR } else { Color32::TRANSPARENT })
+        .collect();
+    ColorImage::new([rect.width() as usize, rect.height() as usize], pixels)
+}

@@ -1,0 +1,147 @@
+//! What the app remembers between runs (serde JSON in the user's config folder), and where it
+//! keeps work in progress. A broken settings file is set aside, never fatal.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::backend::BackendKind;
+
+const RECENT: usize = 10;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub recent_files: Vec<PathBuf>,
+    pub recent_folders: Vec<PathBuf>,
+    /// Where masks are exported; `None` = next to each image as `<stem>_mask.png`.
+    pub export_dir: Option<PathBuf>,
+    pub brush_radius: f32,
+    pub opacity: f32,
+    pub show_mask: bool,
+    pub backend: BackendKind,
+    /// The De-LightSAM record for automatic proposals; `None` = the shipped model.
+    pub auto_model: Option<PathBuf>,
+    /// The modality chosen last for files that do not name one.
+    pub modality: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            recent_files: Vec::new(),
+            recent_folders: Vec::new(),
+            export_dir: None,
+            brush_radius: 8.0,
+            opacity: 0.45,
+            show_mask: true,
+            backend: BackendKind::Cpu,
+            auto_model: None,
+            modality: "dermoscopy".into(),
+        }
+    }
+}
+
+impl Settings {
+    /// The settings at `path`: defaults when there are none; when the file is broken, defaults
+    /// plus a warning for the user (the broken file is kept beside it as `.corrupt`).
+    pub fn load(path: &Path) -> (Self, Option<String>) {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (Self::default(), None),
+            Err(e) => return (Self::default(), Some(format!("cannot read the settings {}: {e}; using defaults", path.display()))),
+        };
+        match serde_json::from_str::<Self>(&text) {
+            Ok(settings) => (settings.sanitised(), None),
+            Err(e) => {
+                let kept = path.with_extension("json.corrupt");
+                let _ = std::fs::rename(path, &kept);
+                (Self::default(), Some(format!("the settings file {} is damaged ({e}); using defaults (kept as {})", path.display(), kept.display())))
+            }
+        }
+    }
+
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let json = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        crate::imaging::write_atomic(path, json.as_bytes())
+    }
+
+    /// Values a hand-edited file could put out of range, brought back in.
+    fn sanitised(mut self) -> Self {
+        self.brush_radius = if self.brush_radius.is_finite() { self.brush_radius.clamp(0.5, 500.0) } else { 8.0 };
+        self.opacity = if self.opacity.is_finite() { self.opacity.clamp(0.0, 1.0) } else { 0.45 };
+        self.recent_files.truncate(RECENT);
+        self.recent_folders.truncate(RECENT);
+        self
+    }
+
+    pub fn remember_file(&mut self, path: &Path) {
+        remember(&mut self.recent_files, path);
+    }
+
+    pub fn remember_folder(&mut self, path: &Path) {
+        remember(&mut self.recent_folders, path);
+    }
+}
+
+fn remember(list: &mut Vec<PathBuf>, path: &Path) {
+    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    list.retain(|p| *p != path);
+    list.insert(0, path);
+    list.truncate(RECENT);
+}
+
+/// Where the app keeps its files.
+#[derive(Debug, Clone)]
+pub struct AppPaths {
+    pub settings: PathBuf,
+    /// Work-in-progress masks, one per image and frame.
+    pub autosave: PathBuf,
+}
+
+impl AppPaths {
+    /// The user's config and data folders (XDG on Linux), or `./.delightsam` if there are none.
+    pub fn for_user() -> Self {
+        match directories::ProjectDirs::from("org", "De-LightSAM", "delightsam") {
+            Some(dirs) => Self { settings: dirs.config_dir().join("settings.json"), autosave: dirs.data_local_dir().join("autosave") },
+            None => Self::in_folder(Path::new(".delightsam")),
+        }
+    }
+
+    /// Everything under one folder (tests, portable installs).
+    pub fn in_folder(dir: &Path) -> Self {
+        Self { settings: dir.join("settings.json"), autosave: dir.join("autosave") }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_round_trip_and_a_damaged_file_gives_defaults_and_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config/settings.json");
+        assert_eq!(Settings::load(&path), (Settings::default(), None));
+        let mut settings = Settings { brush_radius: 12.0, backend: BackendKind::Wgpu, ..Settings::default() };
+        settings.remember_file(Path::new("/nonexistent/a.png"));
+        settings.remember_file(Path::new("/nonexistent/b.png"));
+        settings.remember_file(Path::new("/nonexistent/a.png"));
+        assert_eq!(settings.recent_files, [PathBuf::from("/nonexistent/a.png"), PathBuf::from("/nonexistent/b.png")]);
+        settings.save(&path).unwrap();
+        assert_eq!(Settings::load(&path), (settings, None));
+
+        std::fs::write(&path, "{ \"brush_radius\": ").unwrap();
+        let (loaded, warning) = Settings::load(&path);
+        assert_eq!(loaded, Settings::default());
+        let warning = warning.expect("a warning");
+        assert!(warning.contains("settings.json") && warning.contains("damaged"), "{warning}");
+        assert!(path.with_extension("json.corrupt").is_file());
+
+        std::fs::write(&path, "{ \"opacity\": 7.0, \"unknown\": 1 }").unwrap();
+        assert_eq!(Settings::load(&path).0.opacity, 1.0);
+    }
+}

@@ -1,0 +1,110 @@
+//! A folder of images to annotate, in name order, with each image's state.
+
+use std::path::{Path, PathBuf};
+
+use super::autosave;
+
+const EXTENSIONS: [&str; 9] = ["dcm", "dicom", "png", "jpg", "jpeg", "tif", "tiff", "bmp", "ima"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemState {
+    Untouched,
+    /// Work in progress exists (autosaved).
+    Edited,
+    /// A mask was exported.
+    Exported,
+}
+
+impl ItemState {
+    /// A short word for the worklist (egui's built-in fonts have no status symbols).
+    pub fn label(self) -> &'static str {
+        match self {
+            ItemState::Untouched => "",
+            ItemState::Edited => "edited",
+            ItemState::Exported => "exported",
+        }
+    }
+}
+
+pub struct Worklist {
+    pub folder: PathBuf,
+    pub items: Vec<PathBuf>,
+    pub current: Option<usize>,
+}
+
+impl Worklist {
+    /// The folder's image files (by extension, or any file without one: DICOM often has none),
+    /// skipping our own exported masks.
+    pub fn scan(folder: &Path) -> std::io::Result<Self> {
+        let mut items: Vec<PathBuf> = std::fs::read_dir(folder)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file())
+            .filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+            .filter(|p| !p.file_stem().is_some_and(|s| s.to_string_lossy().ends_with("_mask")))
+            .filter(|p| match p.extension() {
+                Some(ext) => EXTENSIONS.contains(&ext.to_string_lossy().to_ascii_lowercase().as_str()),
+                None => true,
+            })
+            .collect();
+        items.sort();
+        Ok(Self { folder: folder.to_path_buf(), items, current: None })
+    }
+
+    pub fn select(&mut self, path: &Path) {
+        self.current = self.items.iter().position(|p| p == path);
+    }
+
+    /// The next (`+1`) or previous (`-1`) image, if there is one.
+    pub fn step(&self, by: isize) -> Option<&PathBuf> {
+        let next = match self.current {
+            Some(i) => i as isize + by,
+            None if by > 0 => 0,
+            None => return None,
+        };
+        usize::try_from(next).ok().and_then(|i| self.items.get(i))
+    }
+
+    pub fn state(path: &Path, export_path: &Path, autosave_dir: &Path) -> ItemState {
+        if export_path.is_file() {
+            ItemState::Exported
+        } else if autosave::path_for(autosave_dir, path, 0).is_file() {
+            ItemState::Edited
+        } else {
+            ItemState::Untouched
+        }
+    }
+}
+
+/// Where a mask for `image` is exported: `<stem>_mask.png` in `dir`, or next to the image.
+pub fn export_path(image: &Path, dir: Option<&Path>, frame: u32, frames: u32) -> PathBuf {
+    let stem = image.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into());
+    let name = if frames > 1 { format!("{stem}_f{frame}_mask.png") } else { format!("{stem}_mask.png") };
+    match dir {
+        Some(dir) => dir.join(name),
+        None => image.with_file_name(name),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_folder_lists_its_images_in_order_and_steps_through_them() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["b.png", "a.dcm", "a_mask.png", "notes.txt", ".hidden.png", "IM0001"] {
+            std::fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        let mut list = Worklist::scan(dir.path()).unwrap();
+        let names: Vec<String> = list.items.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+        assert_eq!(names, ["IM0001", "a.dcm", "b.png"]);
+        assert_eq!(list.step(1), Some(&list.items[0]));
+        list.select(&dir.path().join("a.dcm"));
+        assert_eq!(list.step(1), Some(&dir.path().join("b.png")));
+        assert_eq!(list.step(-1), Some(&dir.path().join("IM0001")));
+        list.select(&dir.path().join("b.png"));
+        assert_eq!(list.step(1), None);
+        assert_eq!(export_path(Path::new("/d/x.dcm"), None, 0, 1), PathBuf::from("/d/x_mask.png"));
+        assert_eq!(export_path(Path::new("/d/x.dcm"), Some(Path::new("/o")), 3, 10), PathBuf::from("/o/x_f3_mask.png"));
+    }
+}

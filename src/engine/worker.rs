@@ -1,0 +1,306 @@
+//! The engine thread: it owns the device and the models; the UI sends requests over a channel
+//! and gets replies back, with a wake-up call after each so it repaints. A request for an older
+//! image than the newest one queued is dropped unanswered: switching images cancels stale work.
+
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
+use std::time::{Duration, Instant};
+
+use super::{DynAutoSegmenter, DynSegmenter};
+use crate::imaging::{Frame, Mask};
+use crate::model::Prompts;
+use crate::model::backend::BackendKind;
+use crate::model::weights::{self, Provenance};
+
+/// Which image a request is about: the UI's counter, bumped on every image switch, plus a key
+/// naming the image and frame for the embedding caches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageId {
+    pub generation: u64,
+    pub key: String,
+}
+
+pub enum Request {
+    /// Encode the image now so that prompts on it are fast.
+    Prepare { image: ImageId, frame: Arc<Frame> },
+    /// Box and/or point prompts (LiteMedSAM), in image pixels.
+    Prompt { image: ImageId, frame: Arc<Frame>, prompts: Prompts },
+    /// An automatic proposal (De-LightSAM) as `modality`, with the user's patch grid if edited.
+    Auto { image: ImageId, frame: Arc<Frame>, modality: String, grid: Option<Mask> },
+    /// Use another backend or De-LightSAM record from the next request on.
+    Configure { backend: BackendKind, auto_model: Option<PathBuf> },
+}
+
+impl Request {
+    fn image(&self) -> Option<&ImageId> {
+        match self {
+            Request::Prepare { image, .. } | Request::Prompt { image, .. } | Request::Auto { image, .. } => Some(image),
+            Request::Configure { .. } => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResultKind {
+    Prompt,
+    Auto,
+}
+
+pub enum Reply {
+    /// What the engine is doing now (shown in the status bar until the next reply).
+    Busy { image: Option<ImageId>, what: String },
+    /// A model is loaded: the backend and device it runs on.
+    Loaded { model: String, backend: BackendKind, device: String, note: Option<String> },
+    /// The image is encoded and ready for prompts.
+    Prepared { image: ImageId, took: Duration },
+    Mask { image: ImageId, kind: ResultKind, mask: Mask, grid: Option<Mask>, took: Duration, encode: Duration },
+    Error { image: Option<ImageId>, message: String },
+}
+
+/// The UI's handle on the engine thread. Dropping it ends the thread.
+pub struct Worker {
+    requests: Sender<Request>,
+    replies: Receiver<Reply>,
+}
+
+impl Worker {
+    /// Starts the engine thread. `wake` is called after every reply (the UI's `request_repaint`).
+    pub fn spawn(backend: BackendKind, auto_model: Option<PathBuf>, wake: impl Fn() + Send + 'static) -> Self {
+        let (requests, inbox) = channel();
+        let (outbox, replies) = channel();
+        let engine = Engine { backend, auto_model, prompt_model: None, auto: None, outbox, wake: Box::new(wake) };
+        std::thread::Builder::new()
+            .name("engine".into())
+            .spawn(move || engine.run(inbox))
+            .expect("the OS refused to start the engine thread");
+        Self { requests, replies }
+    }
+
+    pub fn send(&self, request: Request) {
+        // A send fails only when the engine thread is gone; the next poll reports that.
+        let _ = self.requests.send(request);
+    }
+
+    /// Every reply that has arrived, without waiting.
+    pub fn poll(&self) -> Vec<Reply> {
+        let mut replies = Vec::new();
+        loop {
+            match self.replies.try_recv() {
+                Ok(reply) => replies.push(reply),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    replies.push(Reply::Error { image: None, message: "the engine thread stopped; restart the program".into() });
+                    break;
+                }
+            }
+        }
+        replies
+    }
+
+    /// Waits up to `timeout` for the next reply (tests and scripts; the UI polls).
+    pub fn wait(&self, timeout: Duration) -> Option<Reply> {
+        self.replies.recv_timeout(timeout).ok()
+    }
+}
+
+struct Engine {
+    backend: BackendKind,
+    auto_model: Option<PathBuf>,
+    prompt_model: Option<DynSegmenter>,
+    auto: Option<DynAutoSegmenter>,
+    outbox: Sender<Reply>,
+    wake: Box<dyn Fn() + Send>,
+}
+
+impl Engine {
+    fn run(mut self, inbox: Receiver<Request>) {
+        while let Ok(first) = inbox.recv() {
+            let mut queue = vec![first];
+            queue.extend(inbox.try_iter());
+            for request in latest_only(queue) {
+                let image = request.image().cloned();
+                // A model bug must not take the window down with it: report it and go on.
+                let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| self.handle(request)));
+                if let Err(panic) = outcome {
+                    let message = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_else(|| "unknown error".into());
+                    // The models may be in a bad state after a panic: load them again next time.
+                    self.prompt_model = None;
+                    self.auto = None;
+                    self.reply(Reply::Error { image, message: format!("the model failed: {message}") });
+                }
+            }
+        }
+    }
+
+    fn reply(&self, reply: Reply) {
+        if self.outbox.send(reply).is_ok() {
+            (self.wake)();
+        }
+    }
+
+    fn handle(&mut self, request: Request) {
+        match request {
+            Request::Configure { backend, auto_model } => {
+                if backend != self.backend {
+                    self.prompt_model = None;
+                    self.auto = None;
+                }
+                if auto_model != self.auto_model {
+                    self.auto = None;
+                }
+                self.backend = backend;
+                self.auto_model = auto_model;
+            }
+            Request::Prepare { image, frame } => {
+                if !self.ensure_prompt_model(&image) {
+                    return;
+                }
+                self.reply(Reply::Busy { image: Some(image.clone()), what: "Encoding the image…".into() });
+                let Some(model) = self.prompt_model.as_mut() else { return };
+                let took = model.prepare(&image.key, &frame);
+                self.reply(Reply::Prepared { image, took });
+            }
+            Request::Prompt { image, frame, prompts } => {
+                if !self.ensure_prompt_model(&image) {
+                    return;
+                }
+                self.reply(Reply::Busy { image: Some(image.clone()), what: "Segmenting…".into() });
+                let Some(model) = self.prompt_model.as_mut() else { return };
+                let started = Instant::now();
+                let result = model.segment(&image.key, &frame, &prompts);
+                self.reply(Reply::Mask {
+                    image,
+                    kind: ResultKind::Prompt,
+                    mask: result.mask,
+                    grid: None,
+                    took: started.elapsed(),
+                    encode: result.timings.encode,
+                });
+            }
+            Request::Auto { image, frame, modality, grid } => {
+                if !self.ensure_auto_model(&image) {
+                    return;
+                }
+                let Some(model) = self.auto.as_mut() else { return };
+                let slot = match model.slot(&modality) {
+                    Ok(slot) => slot,
+                    Err(e) => return self.reply(Reply::Error { image: Some(image), message: e.to_string() }),
+                };
+                self.reply(Reply::Busy { image: Some(image.clone()), what: format!("Automatic proposal ({modality})…") });
+                let Some(model) = self.auto.as_mut() else { return };
+                let started = Instant::now();
+                match model.segment(&image.key, &frame, slot, grid.as_ref()) {
+                    Ok(result) => self.reply(Reply::Mask {
+                        image,
+                        kind: ResultKind::Auto,
+                        mask: result.mask,
+                        grid: Some(result.grid),
+                        took: started.elapsed(),
+                        encode: result.timings.encode,
+                    }),
+                    Err(e) => self.reply(Reply::Error { image: Some(image), message: e.to_string() }),
+                }
+            }
+        }
+    }
+
+    /// LiteMedSAM on the chosen backend, loaded on first use.
+    fn ensure_prompt_model(&mut self, image: &ImageId) -> bool {
+        if self.prompt_model.is_none() {
+            self.reply(Reply::Busy { image: Some(image.clone()), what: format!("Loading LiteMedSAM on {}…", self.backend) });
+            match DynSegmenter::load(self.backend, &weights::default_record_path()) {
+                Ok(model) => {
+                    self.reply(Reply::Loaded {
+                        model: "LiteMedSAM".into(),
+                        backend: self.backend,
+                        device: model.device_name(),
+                        note: None,
+                    });
+                    self.prompt_model = Some(model);
+                }
+                Err(e) => {
+                    self.reply(Reply::Error { image: Some(image.clone()), message: e.to_string() });
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// De-LightSAM on the chosen backend, loaded on first use.
+    fn ensure_auto_model(&mut self, image: &ImageId) -> bool {
+        if self.auto.is_none() {
+            self.reply(Reply::Busy { image: Some(image.clone()), what: format!("Loading De-LightSAM on {}…", self.backend) });
+            match DynAutoSegmenter::load(self.backend, self.auto_model.as_deref()) {
+                Ok(model) => {
+                    let note = match model.provenance() {
+                        Provenance::FreshFromLiteMedSam(_) => {
+                            Some("no trained De-LightSAM model found: automatic proposals are untrained".to_string())
+                        }
+                        Provenance::Record(_) => None,
+                    };
+                    self.reply(Reply::Loaded { model: "De-LightSAM".into(), backend: self.backend, device: model.device_name(), note });
+                    self.auto = Some(model);
+                }
+                Err(e) => {
+                    self.reply(Reply::Error { image: Some(image.clone()), message: e.to_string() });
+                    return false;
+                }
+            }
+        }
+        true
+    }
+}
+
+/// Drops requests for images older than the newest one in the queue, and all but the last
+/// prompt request per image (prompts are cumulative: the last one holds every box and point).
+fn latest_only(queue: Vec<Request>) -> Vec<Request> {
+    let newest = queue.iter().filter_map(|r| r.image().map(|i| i.generation)).max();
+    let last_prompt = queue.iter().rposition(|r| matches!(r, Request::Prompt { .. }));
+    queue
+        .into_iter()
+        .enumerate()
+        .filter(|(i, r)| match r {
+            Request::Configure { .. } => true,
+            Request::Prompt { image, .. } => Some(image.generation) == newest && Some(*i) == last_prompt,
+            r => r.image().map(|img| img.generation) == newest,
+        })
+        .map(|(_, r)| r)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(generation: u64) -> ImageId {
+        ImageId { generation, key: format!("image{generation}") }
+    }
+
+    fn frame() -> Arc<Frame> {
+        Arc::new(Frame::from_values(4, 4, 1, vec![0.0; 16]))
+    }
+
+    #[test]
+    fn stale_requests_are_dropped() {
+        let queue = vec![
+            Request::Prepare { image: id(1), frame: frame() },
+            Request::Prompt { image: id(1), frame: frame(), prompts: Prompts::default() },
+            Request::Configure { backend: BackendKind::Cpu, auto_model: None },
+            Request::Prepare { image: id(2), frame: frame() },
+            Request::Prompt { image: id(2), frame: frame(), prompts: Prompts::default() },
+            Request::Prompt { image: id(2), frame: frame(), prompts: Prompts { bbox: Some([0.0, 0.0, 2.0, 2.0]), points: vec![] } },
+        ];
+        let kept = latest_only(queue);
+        assert_eq!(kept.len(), 3);
+        assert!(matches!(kept[0], Request::Configure { .. }));
+        assert!(matches!(&kept[1], Request::Prepare { image, .. } if image.generation == 2));
+        assert!(matches!(&kept[2], Request::Prompt { prompts, .. } if prompts.bbox.is_some()));
+    }
+}
