@@ -177,6 +177,11 @@ impl AnnotatorApp {
         self.doc.as_ref().map(|d| &d.mask)
     }
 
+    /// The patch grid of the last automatic proposal (as used by the model, with the user's edits).
+    pub fn patch_grid(&self) -> Option<&Mask> {
+        self.doc.as_ref().and_then(|d| d.grid.as_ref())
+    }
+
     pub fn tool(&self) -> Tool {
         self.tool
     }

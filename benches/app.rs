@@ -1,0 +1,110 @@
+//! The window's speed, measured through the real app (egui_kittest, wgpu renderer: lavapipe
+//! here, the GPU elsewhere). Prints medians:
+//! - frame time while painting a brush stroke on a 4096² image (UI work per frame: the stroke,
+//!   the dirty-rectangle upload queue), and a rendered frame (GPU composite + read-back);
+//! - time from opening an image to the first automatic proposal, per backend.
+//! Run: cargo bench --bench app [-- --backends cpu,wgpu]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use delightsam::app::{AnnotatorApp, AppOptions, AppPaths, Tool};
+use delightsam::model::backend::BackendKind;
+use egui_kittest::Harness;
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+fn app<'a>(file: &Path, home: &Path, backend: BackendKind) -> Harness<'a, AnnotatorApp> {
+    let (file, paths) = (file.to_path_buf(), AppPaths::in_folder(home));
+    Harness::builder().with_size(egui::vec2(1280.0, 860.0)).with_max_steps(100_000).wgpu().build_eframe(move |cc| {
+        AnnotatorApp::new(cc, AppOptions { file: Some(file), paths, backend: Some(backend), prepare_on_open: false })
+    })
+}
+
+fn painting_4096(home: &Path) {
+    let image = home.join("gradient-4096.png");
+    let pixels: Vec<u16> = (0..4096u32 * 4096).map(|i| ((i % 4096) * 16 + (i / 4096) % 16) as u16).collect();
+    image::ImageBuffer::<image::Luma<u16>, _>::from_raw(4096, 4096, pixels).unwrap().save(&image).unwrap();
+    let mut harness = app(&image, home, BackendKind::Cpu);
+    harness.state_mut().wait_for_load();
+    harness.run_steps(3);
+    harness.render().expect("render");
+    harness.state_mut().set_tool(Tool::Brush);
+    harness.state_mut().settings_mut().brush_radius = 24.0;
+    let from = harness.state().screen_pos(500.0, 2000.0).unwrap();
+    let to = harness.state().screen_pos(3600.0, 2100.0).unwrap();
+    harness.hover_at(from);
+    harness.step();
+    harness.drag_at(from);
+    harness.step();
+    let (mut steps, mut renders) = (Vec::new(), Vec::new());
+    for i in 1..=120 {
+        harness.hover_at(from.lerp(to, i as f32 / 120.0));
+        let start = Instant::now();
+        harness.step();
+        steps.push(start.elapsed());
+        if i % 10 == 0 {
+            let start = Instant::now();
+            harness.render().expect("render");
+            renders.push(start.elapsed());
+        }
+    }
+    harness.drop_at(to);
+    let start = Instant::now();
+    harness.step();
+    let release = start.elapsed();
+    let painted = harness.state().mask().map_or(0, |m| m.foreground_count());
+    println!("painting on 4096² (16-bit grey), brush radius 24 px, 120 frames ({painted} px painted):");
+    println!("  UI frame while dragging   median {}  max {}", ms(median(steps.clone())), ms(*steps.iter().max().unwrap()));
+    println!("  rendered frame (wgpu + read-back)  median {}", ms(median(renders)));
+    println!("  stroke end (undo step + autosave queued) {}", ms(release));
+}
+
+fn open_to_proposal(home: &Path, backend: BackendKind) {
+    let image = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/ph2-dermoscopy/images/IMD002.jpg");
+    assert!(image.is_file(), "this benchmark needs {}", image.display());
+    let start = Instant::now();
+    let mut harness = app(&image, home, backend);
+    harness.state_mut().wait_for_load();
+    harness.step();
+    let opened = start.elapsed();
+    harness.state_mut().propose(false);
+    let done = harness.state_mut().wait_for_engine(Duration::from_secs(1800));
+    let first = start.elapsed();
+    // The second proposal on the same image reuses the cached embedding.
+    let again = Instant::now();
+    harness.state_mut().propose(false);
+    harness.state_mut().wait_for_engine(Duration::from_secs(600));
+    let second = again.elapsed();
+    let error = harness.state().error().map(str::to_string);
+    println!(
+        "open → first automatic proposal on {backend}: {} (file shown after {}; model load + encode + decode), again on the same image {}{}",
+        ms(first),
+        ms(opened),
+        ms(second),
+        if done { String::new() } else { " (timed out)".into() }
+    );
+    if let Some(e) = error {
+        println!("  error: {e}");
+    }
+}
+
+fn main() {
+    let backends: Vec<BackendKind> = std::env::args()
+        .skip_while(|a| a != "--backends")
+        .nth(1)
+        .map(|list| list.split(',').map(|b| b.parse().expect("cpu or wgpu")).collect())
+        .unwrap_or_else(|| vec![BackendKind::Cpu]);
+    let home = tempfile::tempdir().unwrap();
+    painting_4096(home.path());
+    for backend in backends {
+        open_to_proposal(home.path(), backend);
+    }
+}
