@@ -355,3 +355,70 @@ fn automatic_proposal_patch_grid_and_point_prompts() {
     harness.step();
     assert!(harness.state().mask().unwrap() == &steered, "undo restores the steered proposal");
 }
+
+/// Zoom about the cursor, middle-button pan, window/level by right-drag, and frames of a
+/// multi-frame DICOM, each with its own mask (a frame's work survives switching away and back).
+#[test]
+fn zoom_pan_window_level_and_frames() {
+    let home = tempfile::tempdir().unwrap();
+    let mut harness = app(Some(fixture("dicom/emri_small.dcm")), home.path(), false);
+    opened(&mut harness);
+    assert_eq!(harness.state().shown().unwrap().0.meta().frames, 10);
+
+    // Zoom ×2 about the image point (20, 30): that point stays under the cursor.
+    let anchor = screen(&harness, 20.0, 30.0);
+    let before = screen(&harness, 40.0, 50.0);
+    harness.hover_at(anchor);
+    harness.step();
+    harness.event(egui::Event::Zoom(2.0));
+    harness.run_steps(2);
+    let after_anchor = screen(&harness, 20.0, 30.0);
+    assert!(after_anchor.distance(anchor) < 0.5, "{anchor:?} → {after_anchor:?}");
+    let after = screen(&harness, 40.0, 50.0);
+    assert!(((after - after_anchor).length() / (before - anchor).length() - 2.0).abs() < 0.01);
+
+    // Middle-drag pans by the drag.
+    let press = |h: &mut Harness<'_, AnnotatorApp>, pos: Pos2, button, pressed| {
+        h.event(egui::Event::PointerButton { pos, button, pressed, modifiers: Modifiers::NONE });
+        h.step();
+    };
+    let start = screen(&harness, 32.0, 32.0);
+    harness.hover_at(start);
+    harness.step();
+    press(&mut harness, start, egui::PointerButton::Middle, true);
+    for i in 1..=5 {
+        harness.hover_at(start + egui::vec2(10.0 * i as f32, 6.0 * i as f32));
+        harness.step();
+    }
+    press(&mut harness, start + egui::vec2(50.0, 30.0), egui::PointerButton::Middle, false);
+    harness.run_steps(2);
+    let moved = screen(&harness, 32.0, 32.0) - start;
+    assert!((moved - egui::vec2(50.0, 30.0)).length() < 12.0, "panned by {moved:?}");
+
+    // Right-drag to the right widens the window.
+    let width = harness.state().window().unwrap().width;
+    let at = screen(&harness, 32.0, 32.0);
+    harness.hover_at(at);
+    harness.step();
+    press(&mut harness, at, egui::PointerButton::Secondary, true);
+    for i in 1..=5 {
+        harness.hover_at(at + egui::vec2(20.0 * i as f32, 0.0));
+        harness.step();
+    }
+    press(&mut harness, at + egui::vec2(100.0, 0.0), egui::PointerButton::Secondary, false);
+    assert!(harness.state().window().unwrap().width > width, "window width {width} → {}", harness.state().window().unwrap().width);
+
+    // Paint on frame 0, go to frame 3 (its own, empty mask), and back: the stroke is there.
+    harness.state_mut().set_tool(Tool::Brush);
+    harness.state_mut().settings_mut().brush_radius = 3.0;
+    drag(&mut harness, pos2(20.0, 20.0), pos2(40.0, 20.0), Modifiers::NONE);
+    let painted = harness.state().mask().unwrap().clone();
+    assert!(painted.foreground_count() > 50);
+    harness.state_mut().show_frame(3);
+    opened(&mut harness);
+    assert_eq!(harness.state().shown().unwrap().1, 3);
+    assert_eq!(harness.state().mask().unwrap().foreground_count(), 0);
+    harness.state_mut().show_frame(0);
+    opened(&mut harness);
+    assert!(harness.state().mask().unwrap() == &painted, "frame 0's stroke comes back");
+}

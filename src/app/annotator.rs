@@ -309,7 +309,7 @@ impl AnnotatorApp {
             self.view.fit();
         }
         let (w, h) = doc.size();
-        if let Some(saved) = autosave::restore(&self.paths.autosave, doc.path(), frame_index, w, h) {
+        if let Some(saved) = autosave::restore(&self.autosaver, &self.paths.autosave, doc.path(), frame_index, w, h) {
             doc.mask = saved;
             doc.unexported = !self.export_path_for(&doc).is_file();
         }

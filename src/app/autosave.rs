@@ -18,9 +18,13 @@ pub fn path_for(dir: &Path, image: &Path, frame: u32) -> PathBuf {
     dir.join(format!("{}-f{frame}.png", &hash[..32]))
 }
 
-/// The saved work for this image, if any and if it still fits the image's size.
-pub fn restore(dir: &Path, image: &Path, frame: u32, width: u32, height: u32) -> Option<Mask> {
+/// The saved work for this image, if any and if it still fits the image's size: the mask still
+/// waiting to be written if there is one, else the file.
+pub fn restore(saver: &Autosaver, dir: &Path, image: &Path, frame: u32, width: u32, height: u32) -> Option<Mask> {
     let path = path_for(dir, image, frame);
+    if let Some(mask) = saver.queued(&path) {
+        return (mask.width() == width && mask.height() == height).then_some(mask);
+    }
     let saved = image::open(&path).ok()?.into_luma8();
     (saved.width() == width && saved.height() == height).then(|| Mask::from_labels(width, height, saved.into_raw())).flatten()
 }
@@ -36,7 +40,10 @@ fn encode(mask: &Mask) -> Result<Vec<u8>, image::ImageError> {
 /// Saves masks on its own thread; only the newest mask per file is written.
 pub struct Autosaver {
     jobs: Sender<PathBuf>,
-    pending: Arc<Mutex<HashMap<PathBuf, Mask>>>,
+    /// The newest mask per file not yet on disk, with a version number: an entry leaves only
+    /// once that version is written, so a reopened image never misses a queued stroke.
+    pending: Arc<Mutex<HashMap<PathBuf, (u64, Mask)>>>,
+    version: std::sync::atomic::AtomicU64,
     /// Jobs sent and not yet finished, for `flush`.
     outstanding: Arc<(Mutex<usize>, Condvar)>,
     errors: Arc<Mutex<Vec<String>>>,
@@ -45,7 +52,7 @@ pub struct Autosaver {
 impl Autosaver {
     pub fn start() -> Self {
         let (jobs, inbox) = channel::<PathBuf>();
-        let pending: Arc<Mutex<HashMap<PathBuf, Mask>>> = Arc::default();
+        let pending: Arc<Mutex<HashMap<PathBuf, (u64, Mask)>>> = Arc::default();
         let outstanding: Arc<(Mutex<usize>, Condvar)> = Arc::default();
         let errors: Arc<Mutex<Vec<String>>> = Arc::default();
         let (queue, count, failures) = (pending.clone(), outstanding.clone(), errors.clone());
@@ -53,10 +60,17 @@ impl Autosaver {
             .name("autosave".into())
             .spawn(move || {
                 for path in inbox {
-                    let mask = queue.lock().ok().and_then(|mut q| q.remove(&path));
-                    if let Some(Err(message)) = mask.map(|m| write(&path, &m)) {
-                        if let Ok(mut list) = failures.lock() {
-                            list.push(message);
+                    let job = queue.lock().ok().and_then(|q| q.get(&path).cloned());
+                    if let Some((version, mask)) = job {
+                        if let Err(message) = write(&path, &mask) {
+                            if let Ok(mut list) = failures.lock() {
+                                list.push(message);
+                            }
+                        }
+                        if let Ok(mut q) = queue.lock() {
+                            if q.get(&path).is_some_and(|(v, _)| *v == version) {
+                                q.remove(&path);
+                            }
                         }
                     }
                     let (lock, done) = &*count;
@@ -67,17 +81,23 @@ impl Autosaver {
                 }
             })
             .expect("the OS refused to start the autosave thread");
-        Self { jobs, pending, outstanding, errors }
+        Self { jobs, pending, version: Default::default(), outstanding, errors }
     }
 
     pub fn save(&self, path: PathBuf, mask: Mask) {
+        let version = self.version.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Ok(mut pending) = self.pending.lock() {
-            pending.insert(path.clone(), mask);
+            pending.insert(path.clone(), (version, mask));
         }
         if let Ok(mut n) = self.outstanding.0.lock() {
             *n += 1;
         }
         let _ = self.jobs.send(path);
+    }
+
+    /// The mask queued for `path` and not yet written, if any.
+    pub fn queued(&self, path: &Path) -> Option<Mask> {
+        self.pending.lock().ok()?.get(path).map(|(_, mask)| mask.clone())
     }
 
     /// Write failures since the last call (shown to the user).
@@ -117,10 +137,13 @@ mod tests {
         mask.set(5, 6, 2);
         let saver = Autosaver::start();
         saver.save(path_for(dir.path(), &image, 0), mask.clone());
+        // Before the write finishes, the queued mask is what comes back.
+        assert_eq!(restore(&saver, dir.path(), &image, 0, 30, 20), Some(mask.clone()));
         saver.flush();
         assert!(saver.take_errors().is_empty());
-        assert_eq!(restore(dir.path(), &image, 0, 30, 20), Some(mask));
-        assert_eq!(restore(dir.path(), &image, 1, 30, 20), None, "another frame");
-        assert_eq!(restore(dir.path(), &image, 0, 31, 20), None, "another size");
+        assert!(saver.queued(&path_for(dir.path(), &image, 0)).is_none(), "written and dequeued");
+        assert_eq!(restore(&saver, dir.path(), &image, 0, 30, 20), Some(mask));
+        assert_eq!(restore(&saver, dir.path(), &image, 1, 30, 20), None, "another frame");
+        assert_eq!(restore(&saver, dir.path(), &image, 0, 31, 20), None, "another size");
     }
 }
