@@ -11,6 +11,7 @@ use delightsam::app::{AnnotatorApp, AppOptions, AppPaths, Tool};
 use delightsam::engine::worker::ResultKind;
 use delightsam::imaging::Mask;
 use delightsam::model::backend::BackendKind;
+use delightsam::train::metrics;
 use egui::{Key, Modifiers, Pos2, pos2};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
@@ -58,6 +59,17 @@ fn drag_path(harness: &mut Harness<'_, AnnotatorApp>, path: &[Pos2], modifiers: 
     harness.step();
     harness.remove_cursor();
     harness.run_steps(2);
+}
+
+/// A primary click (press and release without moving) at image point (x, y).
+fn click(harness: &mut Harness<'_, AnnotatorApp>, x: f32, y: f32) {
+    let pos = screen(harness, x, y);
+    harness.hover_at(pos);
+    harness.step();
+    for pressed in [true, false] {
+        harness.event(egui::Event::PointerButton { pos, button: egui::PointerButton::Primary, pressed, modifiers: Modifiers::NONE });
+        harness.step();
+    }
 }
 
 fn copy_to(dir: &Path, file: &Path) -> PathBuf {
@@ -206,13 +218,8 @@ fn lasso_fill_and_eraser_edit_the_mask() {
     }
     let ring = harness.state().mask().unwrap().foreground_count() - lasso;
     harness.state_mut().set_tool(Tool::Fill);
-    let inside = screen(&harness, 60.0, 60.0);
-    harness.hover_at(inside);
-    harness.step();
-    harness.event(egui::Event::PointerButton { pos: inside, button: egui::PointerButton::Primary, pressed: true, modifiers: Modifiers::NONE });
-    harness.step();
-    harness.event(egui::Event::PointerButton { pos: inside, button: egui::PointerButton::Primary, pressed: false, modifiers: Modifiers::NONE });
-    harness.run_steps(2);
+    click(&mut harness, 60.0, 60.0);
+    harness.run_steps(1);
     let filled = harness.state().mask().unwrap().foreground_count() - lasso;
     assert!(filled > ring + 2500, "fill: {ring} → {filled}");
     assert_eq!(harness.state().mask().unwrap().get(60, 60), Some(1));
@@ -248,8 +255,7 @@ fn a_box_prompt_on_a_ph2_image_segments_the_lesion() {
     harness.run_steps(2);
     assert_eq!(harness.state().error(), None);
     let mask = harness.state().mask().unwrap();
-    let both = mask.labels().iter().zip(truth.labels()).filter(|(a, b)| **a != 0 && **b != 0).count();
-    let dice = 2.0 * both as f64 / (mask.foreground_count() + truth.foreground_count()) as f64;
+    let dice = metrics::dice(mask.labels(), truth.labels());
     assert!(dice > 0.85, "Dice with the expert mask {dice:.3}");
     assert!(harness.state().last_inference().is_some());
     harness.get_by_label_contains("LiteMedSAM on cpu");
@@ -299,10 +305,7 @@ fn automatic_proposal_patch_grid_and_point_prompts() {
     let truth = Mask::load(shared("ph2-dermoscopy/masks/IMD407.png")).unwrap();
     let mut harness = app(Some(image), home.path(), false);
     opened(&mut harness);
-    let dice = |mask: &Mask| {
-        let both = mask.labels().iter().zip(truth.labels()).filter(|(a, b)| **a != 0 && **b != 0).count();
-        2.0 * both as f64 / (mask.foreground_count() + truth.foreground_count()) as f64
-    };
+    let dice = |mask: &Mask| metrics::dice(mask.labels(), truth.labels());
     harness.key_press(Key::A);
     harness.step();
     assert!(harness.state_mut().wait_for_engine(Duration::from_secs(300)));
@@ -319,13 +322,7 @@ fn automatic_proposal_patch_grid_and_point_prompts() {
     harness.key_press(Key::T);
     harness.step();
     assert_eq!(harness.state().tool(), Tool::Grid);
-    let corner = screen(&harness, 12.0, 12.0);
-    harness.hover_at(corner);
-    harness.step();
-    harness.event(egui::Event::PointerButton { pos: corner, button: egui::PointerButton::Primary, pressed: true, modifiers: Modifiers::NONE });
-    harness.step();
-    harness.event(egui::Event::PointerButton { pos: corner, button: egui::PointerButton::Primary, pressed: false, modifiers: Modifiers::NONE });
-    harness.step();
+    click(&mut harness, 12.0, 12.0);
     assert!(harness.state_mut().wait_for_engine(Duration::from_secs(300)));
     harness.run_steps(2);
     let steered = harness.state().mask().unwrap().clone();
@@ -336,13 +333,7 @@ fn automatic_proposal_patch_grid_and_point_prompts() {
 
     // A positive point in the lesion (LiteMedSAM) replaces the mask; undo goes back one step.
     harness.state_mut().set_tool(Tool::Points);
-    let centre = screen(&harness, 354.0, 303.0);
-    harness.hover_at(centre);
-    harness.step();
-    harness.event(egui::Event::PointerButton { pos: centre, button: egui::PointerButton::Primary, pressed: true, modifiers: Modifiers::NONE });
-    harness.step();
-    harness.event(egui::Event::PointerButton { pos: centre, button: egui::PointerButton::Primary, pressed: false, modifiers: Modifiers::NONE });
-    harness.step();
+    click(&mut harness, 354.0, 303.0);
     assert!(harness.state_mut().wait_for_engine(Duration::from_secs(300)));
     harness.run_steps(2);
     let pointed = harness.state().mask().unwrap().clone();

@@ -164,10 +164,6 @@ impl Document {
 
 /// RGBA overlay pixels for `rect` of the mask: the mask colour where labelled, else clear.
 fn overlay_pixels(mask: &Mask, rect: PixelRect) -> ColorImage {
-    let w = mask.width() as usize;
-    let pixels = (rect.y0..rect.y1)
-        .flat_map(|y| &mask.labels()[y as usize * w + rect.x0 as usize..y as usize * w + rect.x1 as usize])
-        .map(|&label| if label != 0 { MASK_COLOR } else { Color32::TRANSPARENT })
-        .collect();
+    let pixels = rect.labels_of(mask).into_iter().map(|label| if label != 0 { MASK_COLOR } else { Color32::TRANSPARENT }).collect();
     ColorImage::new([rect.width() as usize, rect.height() as usize], pixels)
 }

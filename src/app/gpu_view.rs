@@ -52,12 +52,7 @@ impl PendingUploads {
         if rect.is_empty() {
             return;
         }
-        let w = mask.width() as usize;
-        let labels = (rect.y0..rect.y1)
-            .flat_map(|y| &mask.labels()[y as usize * w + rect.x0 as usize..y as usize * w + rect.x1 as usize])
-            .copied()
-            .collect();
-        self.parts.push((rect, labels));
+        self.parts.push((rect, rect.labels_of(mask)));
     }
 }
 

@@ -24,7 +24,7 @@ impl History {
     /// `hint` bounds where changes can be (the whole mask when unknown).
     pub fn record(&mut self, before: &Mask, after: &Mask, hint: PixelRect) -> bool {
         let Some(rect) = changed_rect(before, after, hint) else { return false };
-        self.undo.push(Edit { rect, before: copy_rect(before, rect), after: copy_rect(after, rect) });
+        self.undo.push(Edit { rect, before: rect.labels_of(before), after: rect.labels_of(after) });
         if self.undo.len() > MAX_STEPS {
             self.undo.remove(0);
         }
@@ -76,11 +76,6 @@ fn changed_rect(a: &Mask, b: &Mask, hint: PixelRect) -> Option<PixelRect> {
         y1 = y + 1;
     }
     (x0 < x1).then_some(PixelRect { x0, y0, x1, y1 })
-}
-
-fn copy_rect(mask: &Mask, rect: PixelRect) -> Vec<u8> {
-    let w = mask.width() as usize;
-    (rect.y0..rect.y1).flat_map(|y| &mask.labels()[y as usize * w + rect.x0 as usize..y as usize * w + rect.x1 as usize]).copied().collect()
 }
 
 fn paste_rect(mask: &mut Mask, rect: PixelRect, pixels: &[u8]) {

@@ -46,6 +46,17 @@ impl PixelRect {
         self.y1.saturating_sub(self.y0)
     }
 
+    pub const EMPTY: Self = Self { x0: 0, y0: 0, x1: 0, y1: 0 };
+
+    /// The labels of this rectangle of `mask`, row by row.
+    pub fn labels_of(&self, mask: &Mask) -> Vec<u8> {
+        let w = mask.width() as usize;
+        (self.y0..self.y1)
+            .flat_map(|y| &mask.labels()[y as usize * w + self.x0 as usize..y as usize * w + self.x1 as usize])
+            .copied()
+            .collect()
+    }
+
     /// The rectangle around a disc at (x, y) with `radius`, clipped to the mask.
     fn around(mask: &Mask, x: f32, y: f32, radius: f32) -> Self {
         let clip = |v: f32, max: u32| v.clamp(0.0, max as f32) as u32;
@@ -83,7 +94,7 @@ pub fn paint_segment(mask: &mut Mask, from: (f32, f32), to: (f32, f32), radius: 
     let radius = radius.max(0.5);
     let (dx, dy) = (to.0 - from.0, to.1 - from.1);
     let steps = ((dx.hypot(dy) / (radius * 0.5).max(0.5)).ceil() as usize).max(1);
-    let mut changed = PixelRect { x0: 0, y0: 0, x1: 0, y1: 0 };
+    let mut changed = PixelRect::EMPTY;
     let mut canvas = MaskCanvas(mask);
     for i in 0..=steps {
         let t = i as f32 / steps as f32;
@@ -97,9 +108,9 @@ pub fn paint_segment(mask: &mut Mask, from: (f32, f32), to: (f32, f32), radius: 
 /// Fills the 4-connected region of equal labels around (x, y) with `label`. Clicking inside a
 /// hole of a mask fills the hole; clicking the mask itself with label 0 erases that blob.
 pub fn flood_fill(mask: &mut Mask, x: u32, y: u32, label: u8) -> PixelRect {
-    let Some(target) = mask.get(x, y) else { return PixelRect { x0: 0, y0: 0, x1: 0, y1: 0 } };
+    let Some(target) = mask.get(x, y) else { return PixelRect::EMPTY };
     if target == label {
-        return PixelRect { x0: 0, y0: 0, x1: 0, y1: 0 };
+        return PixelRect::EMPTY;
     }
     let (w, h) = (mask.width() as usize, mask.height() as usize);
     let labels = mask.labels_mut();
@@ -149,7 +160,7 @@ pub fn fill_polygon(mask: &mut Mask, points: &[(f32, f32)], label: u8) -> PixelR
         vertices.pop();
     }
     if vertices.len() < 3 {
-        return PixelRect { x0: 0, y0: 0, x1: 0, y1: 0 };
+        return PixelRect::EMPTY;
     }
     draw_polygon_mut(&mut MaskCanvas(mask), &vertices, Luma([label]));
     let clip = |v: i32, max: u32| v.clamp(0, max as i32) as u32;
