@@ -8,7 +8,7 @@ use std::process::Command;
 
 use burn::backend::Autodiff;
 use delightsam::model::backend::Cpu;
-use delightsam::train::{Event, TrainConfig, TrainError, train};
+use delightsam::train::{Control, Event, TrainConfig, TrainError, train};
 
 use common::fixture;
 
@@ -26,7 +26,7 @@ fn config(out: &Path, cache: &Path) -> TrainConfig {
 
 fn run(config: &TrainConfig) -> (Result<delightsam::train::Summary, TrainError>, Vec<Event>) {
     let mut events = Vec::new();
-    let result = train::<Ad>(config, &Default::default(), &mut |e| events.push(e.clone()));
+    let result = train::<Ad>(config, &Default::default(), &Control::default(), &mut |e| events.push(e.clone()));
     (result, events)
 }
 
@@ -123,4 +123,49 @@ fn dataset_problems_are_reported_together_and_nothing_starts() {
         assert!(stderr.contains(expected), "missing {expected:?} in:\n{stderr}");
     }
     assert!(!out.join("model.bpk").exists());
+}
+
+#[test]
+fn pairs_from_anywhere_train_like_a_folder_and_a_stop_keeps_a_resumable_checkpoint() {
+    use delightsam::train::dataset::{Pair, PairList};
+    let dir = tempfile::tempdir().unwrap();
+    let (out, cache) = (dir.path().join("run"), dir.path().join("cache"));
+    let pair = |stem: &str| Pair {
+        stem: stem.into(),
+        image: fixture("train/nuclei/images").join(format!("{stem}.png")),
+        mask: fixture("train/nuclei/masks").join(format!("{stem}.png")),
+        frame: 0,
+    };
+    // As the app's "masks I exported": pairs with a modality, no folder.
+    let mut cfg = config(&out, &cache);
+    cfg.data.clear();
+    cfg.lists = vec![PairList {
+        name: "exported".into(),
+        modality: "microscopy".into(),
+        pairs: vec![pair("cells3d-z25"), pair("cells3d-z30"), pair("cells3d-z35")],
+    }];
+    cfg.epochs = 5;
+    let control = Control::default();
+    let mut steps = 0;
+    let result = train::<Ad>(&cfg, &Default::default(), &control, &mut |e| {
+        if let Event::Step { .. } = e {
+            steps += 1;
+            if steps == 3 {
+                control.stop();
+            }
+        }
+    });
+    let summary = result.expect("trains on the list");
+    assert!(summary.stopped);
+    assert_eq!((summary.epochs_done, summary.steps), (1, 3), "stopped after the step that asked");
+    assert!(out.join("model.bpk").is_file() && out.join("best.bpk").is_file());
+    let (saved, done) = delightsam::train::resumable(&out).expect("resumable");
+    assert_eq!((done, saved.lists.len()), (1, 1));
+
+    // A list with a broken pair is refused before anything trains, naming it.
+    let mut bad = cfg.clone();
+    bad.out = dir.path().join("bad");
+    bad.lists[0].pairs.push(Pair { stem: "gone".into(), image: PathBuf::from("/nonexistent/x.png"), mask: PathBuf::from("/nonexistent/x_mask.png"), frame: 0 });
+    let err = run(&bad).0.expect_err("a missing image is a problem");
+    assert!(err.to_string().contains("/nonexistent/x.png") && err.to_string().contains("exported"), "{err}");
 }

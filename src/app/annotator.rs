@@ -8,6 +8,8 @@ use std::time::Duration;
 use super::autosave::{self, Autosaver};
 use super::canvas::{Gesture, View};
 use super::document::Document;
+use super::export_log::{ExportLog, ExportRecord};
+use super::trainer_tab::TrainerState;
 use super::gpu_view::{CompositeResources, SharedUploads};
 use super::loader::{LoadResult, Loader};
 use super::settings::{AppPaths, Settings};
@@ -59,6 +61,22 @@ impl Tool {
     }
 }
 
+/// The window's two tabs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    Annotate,
+    Train,
+}
+
+/// Closing the window while a model trains: ask, then stop the run (it checkpoints), then close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Quit {
+    No,
+    Asking,
+    Stopping,
+    Confirmed,
+}
+
 /// What the AI engine is doing, for the status bar.
 #[derive(Default)]
 pub struct EngineStatus {
@@ -108,11 +126,18 @@ pub struct AnnotatorApp {
     pub(super) gpu: Option<SharedUploads>,
     /// The document whose image the GPU holds.
     pub(super) gpu_image: Option<u64>,
+    pub(super) ctx: egui::Context,
+    pub(super) tab: Tab,
+    pub(super) trainer: TrainerState,
+    pub(super) quit: Quit,
+    /// Closing was asked for by `request_quit` (as by the window's close button).
+    close_asked: bool,
 }
 
 impl AnnotatorApp {
     pub fn new(cc: &eframe::CreationContext<'_>, options: AppOptions) -> Self {
         let ctx = &cc.egui_ctx;
+        let adapter = cc.wgpu_render_state.as_ref().map(|state| state.adapter.get_info().name);
         let gpu = cc.wgpu_render_state.as_ref().map(|state| {
             CompositeResources::install(state);
             SharedUploads::default()
@@ -142,6 +167,11 @@ impl AnnotatorApp {
             prepare_on_open: options.prepare_on_open,
             gpu,
             gpu_image: None,
+            ctx: ctx.clone(),
+            tab: Tab::Annotate,
+            trainer: TrainerState::new(adapter),
+            quit: Quit::No,
+            close_asked: false,
         };
         if let Some(path) = options.file {
             app.open_path(path);
@@ -196,6 +226,36 @@ impl AnnotatorApp {
 
     pub fn settings_mut(&mut self) -> &mut Settings {
         &mut self.settings
+    }
+
+    pub fn tab(&self) -> Tab {
+        self.tab
+    }
+
+    pub fn set_tab(&mut self, tab: Tab) {
+        self.tab = tab;
+    }
+
+    pub fn trainer(&self) -> &TrainerState {
+        &self.trainer
+    }
+
+    pub fn trainer_mut(&mut self) -> &mut TrainerState {
+        &mut self.trainer
+    }
+
+    /// Adds a dataset folder to the Trainer tab (as its Add folder… button does).
+    pub fn add_training_folder(&mut self, path: PathBuf, modality: Option<String>) {
+        let ctx = self.ctx.clone();
+        self.trainer.add_folder(path, modality, &ctx);
+    }
+
+    /// Waits up to `timeout` for the training run's next report. Tests only.
+    pub fn wait_for_training(&mut self, timeout: Duration) {
+        let ended = self.trainer.run.as_mut().and_then(|r| r.wait(timeout));
+        if let Some(result) = ended {
+            self.training_ended(result);
+        }
     }
 
     pub fn worklist(&self) -> Option<&Worklist> {
@@ -277,6 +337,66 @@ impl AnnotatorApp {
         if let Some(next) = self.worklist.as_ref().and_then(|w| w.step(by)).cloned() {
             self.loader.open(next);
         }
+    }
+
+    /// Active learning: scores every image of the worklist that is not annotated yet by the
+    /// model's uncertainty, one engine request at a time (prompts on the shown image go in
+    /// between), then orders the list most uncertain first.
+    pub fn rank_worklist(&mut self) {
+        let modality = self.doc.as_ref().map(|d| d.modality.clone()).unwrap_or_else(|| self.settings.modality.clone());
+        let export_dir = self.settings.export_dir.clone();
+        let autosave_dir = self.paths.autosave.clone();
+        let Some(list) = &mut self.worklist else { return };
+        let pending: Vec<PathBuf> = list
+            .items
+            .iter()
+            .filter(|p| Worklist::state(p, &worklist::export_path(p, export_dir.as_deref(), 0, 1), &autosave_dir) == worklist::ItemState::Untouched)
+            .cloned()
+            .collect();
+        if pending.is_empty() {
+            self.message = Some("every image of the worklist is annotated already".into());
+            return;
+        }
+        list.uncertainty.clear();
+        list.ranking = Some(worklist::Ranking { total: pending.len(), pending, modality });
+        self.rank_next();
+    }
+
+    fn rank_next(&mut self) {
+        let Some(list) = &mut self.worklist else { return };
+        let Some(ranking) = &list.ranking else { return };
+        match ranking.pending.first() {
+            Some(path) => self.worker.send(Request::Uncertainty { path: path.clone(), modality: ranking.modality.clone() }),
+            None => {
+                list.ranking = None;
+                let export_dir = self.settings.export_dir.clone();
+                let autosave_dir = self.paths.autosave.clone();
+                list.order_by_uncertainty(|p| {
+                    Worklist::state(p, &worklist::export_path(p, export_dir.as_deref(), 0, 1), &autosave_dir) != worklist::ItemState::Untouched
+                });
+                self.message = Some("Worklist ordered: most uncertain images first".into());
+            }
+        }
+    }
+
+    pub fn is_ranking(&self) -> bool {
+        self.worklist.as_ref().is_some_and(|l| l.ranking.is_some())
+    }
+
+    fn apply_uncertainty(&mut self, path: PathBuf, score: Result<f32, String>) {
+        let Some(list) = &mut self.worklist else { return };
+        let Some(ranking) = &mut list.ranking else { return };
+        if ranking.pending.first() != Some(&path) {
+            return;
+        }
+        ranking.pending.remove(0);
+        match score {
+            Ok(score) => {
+                list.uncertainty.insert(path, score);
+            }
+            Err(e) => self.error = Some(format!("{}: not ranked: {e}", path.display())),
+        }
+        self.rank_next();
     }
 
     pub fn show_frame(&mut self, index: u32) {
@@ -458,11 +578,18 @@ impl AnnotatorApp {
                 }
             }
             Reply::Error { image, message } => {
+                if image.is_none() {
+                    // The engine could not score a ranked image: stop ranking rather than wait.
+                    if let Some(list) = &mut self.worklist {
+                        list.ranking = None;
+                    }
+                }
                 if is_current(&image) {
                     self.engine.busy = None;
                     self.error = Some(message);
                 }
             }
+            Reply::Uncertainty { path, score } => self.apply_uncertainty(path, score),
         }
     }
 
@@ -486,6 +613,10 @@ impl AnnotatorApp {
         match crate::imaging::write_mask_png(&doc.mask, &out, doc.path()) {
             Ok(()) => {
                 self.message = Some(format!("Exported {}", out.display()));
+                let record = ExportRecord { image: doc.path().to_path_buf(), frame: doc.frame_index, mask: out.clone(), modality: doc.modality.clone() };
+                if let Err(e) = ExportLog::record(&self.paths.exports, record) {
+                    self.message = Some(format!("Exported {} (not added to the training list {}: {e})", out.display(), self.paths.exports.display()));
+                }
                 self.error = None;
                 if let Some(doc) = &mut self.doc {
                     doc.unexported = false;
@@ -515,18 +646,97 @@ impl AnnotatorApp {
         if let Some(e) = self.autosaver.take_errors().pop() {
             self.error = Some(e);
         }
+        self.poll_training();
+    }
+
+    /// Closing while a model trains asks first; confirmed, the run checkpoints and stops, and
+    /// the window closes when it has.
+    fn handle_close(&mut self, ctx: &egui::Context) {
+        let training = self.trainer.is_running();
+        let asked = std::mem::take(&mut self.close_asked);
+        if (asked || ctx.input(|i| i.viewport().close_requested())) && training && self.quit != Quit::Confirmed {
+            ctx.send_viewport_cmd(egui::ViewportCommand::CancelClose);
+            if self.quit == Quit::No {
+                self.quit = Quit::Asking;
+            }
+        }
+        match self.quit {
+            Quit::Asking if !training => self.quit = Quit::No,
+            Quit::Stopping if !training => {
+                self.quit = Quit::Confirmed;
+                ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+            }
+            _ => {}
+        }
+        if matches!(self.quit, Quit::Asking | Quit::Stopping) {
+            egui::Modal::new(egui::Id::unique("quit_training")).show(ctx, |ui| {
+                ui.set_max_width(420.0);
+                if self.quit == Quit::Stopping {
+                    ui.horizontal(|ui| {
+                        ui.spinner();
+                        ui.label("Saving a checkpoint of the training run…");
+                    });
+                    return;
+                }
+                ui.heading("A model is training");
+                ui.label("Quit now? The run saves its current weights as a checkpoint and stops; Resume in the Trainer tab continues it later.");
+                ui.horizontal(|ui| {
+                    if ui.button("Save checkpoint and quit").clicked() {
+                        self.cancel_training();
+                        self.quit = Quit::Stopping;
+                    }
+                    if ui.button("Keep training").clicked() {
+                        self.quit = Quit::No;
+                    }
+                });
+            });
+        }
+    }
+
+    /// Asks to close the window, as its close button does.
+    pub fn request_quit(&mut self) {
+        if self.trainer.is_running() {
+            self.close_asked = true;
+        } else {
+            self.ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+        }
+        self.ctx.request_repaint();
+    }
+
+    /// The window has been told to close (after a confirmed quit during training).
+    pub fn quit_confirmed(&self) -> bool {
+        self.quit == Quit::Confirmed
+    }
+
+    pub fn is_asking_to_quit(&self) -> bool {
+        self.quit == Quit::Asking
     }
 }
 
 impl eframe::App for AnnotatorApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         self.poll();
-        self.shortcuts(ui.ctx());
+        let ctx = ui.ctx().clone();
+        self.handle_close(&ctx);
+        if self.tab == Tab::Annotate {
+            self.shortcuts(&ctx);
+        }
         self.panels_ui(ui);
     }
 
     fn on_exit(&mut self) {
         self.autosaver.flush();
+        // A run still going (the window closed some other way) checkpoints before the thread ends.
+        if let Some(run) = &mut self.trainer.run {
+            run.stop();
+        }
+        if let Some(run) = self.trainer.run.take().filter(|r| r.is_running()) {
+            let best = run.best_checkpoint();
+            drop(run);
+            if best.is_file() {
+                self.settings.remember_model(&best);
+            }
+        }
         self.save_settings();
     }
 }

@@ -2,7 +2,8 @@
 
 use egui::{Color32, Key, KeyboardShortcut, Modifiers};
 
-use super::annotator::{AnnotatorApp, Tool};
+use super::annotator::{AnnotatorApp, Tab, Tool};
+use super::trainer_tab::model_label;
 use super::worklist::{self, ItemState, Worklist};
 use crate::engine::worker::ResultKind;
 use crate::model::backend::BackendKind;
@@ -69,6 +70,11 @@ impl AnnotatorApp {
             self.open_path(path);
         }
         egui::Panel::top("menu").show(ui, |ui| self.menu_ui(ui));
+        if self.tab == Tab::Train {
+            egui::Panel::bottom("train_status").show(ui, |ui| self.message_ui(ui));
+            self.trainer_ui(ui);
+            return;
+        }
         egui::Panel::bottom("status").show(ui, |ui| self.status_ui(ui));
         egui::Panel::left("tools").resizable(true).default_size(210.0).show(ui, |ui| {
             egui::ScrollArea::vertical().show(ui, |ui| self.tools_ui(ui));
@@ -82,6 +88,10 @@ impl AnnotatorApp {
 
     fn menu_ui(&mut self, ui: &mut egui::Ui) {
         egui::MenuBar::new().ui(ui, |ui| {
+            ui.selectable_value(&mut self.tab, Tab::Annotate, "Annotate");
+            let train_label = if self.trainer.is_running() { "Train (running)" } else { "Train" };
+            ui.selectable_value(&mut self.tab, Tab::Train, train_label);
+            ui.separator();
             ui.menu_button("File", |ui| {
                 if ui.button("Open…  (Ctrl+O)").clicked() {
                     self.loader.pick_file();
@@ -171,6 +181,22 @@ impl AnnotatorApp {
                 }
             }
         });
+        let chosen = self.settings.auto_model.clone();
+        let models: Vec<_> = self.settings.trained_models.iter().filter(|p| p.is_file()).cloned().collect();
+        let mut pick = None;
+        egui::ComboBox::from_label("model").selected_text(model_label(chosen.as_deref())).show_ui(ui, |ui| {
+            if ui.selectable_label(chosen.is_none(), model_label(None)).clicked() {
+                pick = Some(None);
+            }
+            for path in models {
+                if ui.selectable_label(chosen.as_ref() == Some(&path), model_label(Some(&path))).on_hover_text(path.display().to_string()).clicked() {
+                    pick = Some(Some(path));
+                }
+            }
+        });
+        if let Some(model) = pick.filter(|m| *m != chosen) {
+            self.use_model(model);
+        }
         if ui.add_enabled(self.doc.is_some(), egui::Button::new("Propose mask  (A)")).clicked() {
             self.propose(false);
         }
@@ -191,13 +217,46 @@ impl AnnotatorApp {
                     }
                     let colour = if state == ItemState::Exported { Color32::from_rgb(90, 200, 120) } else { Color32::from_rgb(230, 180, 80) };
                     ui.colored_label(colour, egui::RichText::new(state.label()).small());
+                    if let Some(score) = list.uncertainty.get(path) {
+                        ui.label(egui::RichText::new(format!("u {score:.3}")).small().weak())
+                            .on_hover_text("the model's uncertainty: mean entropy of its mask (0 sure … 1 unsure)");
+                    }
                 });
             }
             ui.label(egui::RichText::new("PgDn / PgUp: next / previous").small().weak());
+            let mut rank = false;
+            match &list.ranking {
+                Some(ranking) => {
+                    ui.horizontal(|ui| {
+                        ui.spinner();
+                        ui.label(format!("Ranking {}/{}…", ranking.total - ranking.pending.len(), ranking.total));
+                    });
+                }
+                None => {
+                    rank = ui
+                        .button("Order by uncertainty")
+                        .on_hover_text("the images the model is least sure about first (mean entropy of its mask), annotated ones last")
+                        .clicked();
+                }
+            }
             if let Some(path) = open {
                 self.open_path(path);
             }
+            if rank {
+                self.rank_worklist();
+            }
         }
+    }
+
+    /// The last error or message, on its own (the Train tab's status line).
+    fn message_ui(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal_wrapped(|ui| {
+            if let Some(error) = &self.error {
+                ui.colored_label(ERROR_COLOR, format!("Error: {error}"));
+            } else if let Some(message) = &self.message {
+                ui.label(message);
+            }
+        });
     }
 
     fn status_ui(&mut self, ui: &mut egui::Ui) {

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::model::backend::BackendKind;
+use crate::train::job::TrainBackend;
 
 const RECENT: usize = 10;
 
@@ -24,6 +25,10 @@ pub struct Settings {
     pub auto_model: Option<PathBuf>,
     /// The modality chosen last for files that do not name one.
     pub modality: String,
+    /// Models trained in the app (their `best.bpk`), newest first, for the model menu.
+    pub trained_models: Vec<PathBuf>,
+    /// Where the Trainer tab trains.
+    pub train_backend: TrainBackend,
 }
 
 impl Default for Settings {
@@ -38,6 +43,8 @@ impl Default for Settings {
             backend: BackendKind::Cpu,
             auto_model: None,
             modality: "dermoscopy".into(),
+            trained_models: Vec::new(),
+            train_backend: TrainBackend::Cpu,
         }
     }
 }
@@ -85,6 +92,12 @@ impl Settings {
     pub fn remember_folder(&mut self, path: &Path) {
         remember(&mut self.recent_folders, path);
     }
+
+    /// Adds a trained model to the model menu (kept however many there are).
+    pub fn remember_model(&mut self, path: &Path) {
+        self.trained_models.retain(|p| p != path);
+        self.trained_models.insert(0, path.to_path_buf());
+    }
 }
 
 fn remember(list: &mut Vec<PathBuf>, path: &Path) {
@@ -100,20 +113,38 @@ pub struct AppPaths {
     pub settings: PathBuf,
     /// Work-in-progress masks, one per image and frame.
     pub autosave: PathBuf,
+    /// The list of masks exported in the app (for training on them).
+    pub exports: PathBuf,
+    /// Trainer tab runs, one folder each.
+    pub runs: PathBuf,
+    /// The fast recipe's embedding cache.
+    pub cache: PathBuf,
 }
 
 impl AppPaths {
     /// The user's config and data folders (XDG on Linux), or `./.delightsam` if there are none.
     pub fn for_user() -> Self {
         match directories::ProjectDirs::from("org", "De-LightSAM", "delightsam") {
-            Some(dirs) => Self { settings: dirs.config_dir().join("settings.json"), autosave: dirs.data_local_dir().join("autosave") },
+            Some(dirs) => Self {
+                settings: dirs.config_dir().join("settings.json"),
+                autosave: dirs.data_local_dir().join("autosave"),
+                exports: dirs.data_local_dir().join("exports.json"),
+                runs: dirs.data_local_dir().join("runs"),
+                cache: crate::train::cache::default_root(),
+            },
             None => Self::in_folder(Path::new(".delightsam")),
         }
     }
 
     /// Everything under one folder (tests, portable installs).
     pub fn in_folder(dir: &Path) -> Self {
-        Self { settings: dir.join("settings.json"), autosave: dir.join("autosave") }
+        Self {
+            settings: dir.join("settings.json"),
+            autosave: dir.join("autosave"),
+            exports: dir.join("exports.json"),
+            runs: dir.join("runs"),
+            cache: dir.join("cache"),
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! A folder of images to annotate, in name order, with each image's state.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::autosave;
@@ -30,6 +31,17 @@ pub struct Worklist {
     pub folder: PathBuf,
     pub items: Vec<PathBuf>,
     pub current: Option<usize>,
+    /// The model's uncertainty per image (mean mask entropy, 0..1), once ranked.
+    pub uncertainty: HashMap<PathBuf, f32>,
+    /// Images still to be scored while a ranking runs.
+    pub ranking: Option<Ranking>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Ranking {
+    pub pending: Vec<PathBuf>,
+    pub total: usize,
+    pub modality: String,
 }
 
 impl Worklist {
@@ -47,7 +59,7 @@ impl Worklist {
             })
             .collect();
         items.sort();
-        Ok(Self { folder: folder.to_path_buf(), items, current: None })
+        Ok(Self { folder: folder.to_path_buf(), items, current: None, uncertainty: HashMap::new(), ranking: None })
     }
 
     pub fn select(&mut self, path: &Path) {
@@ -62,6 +74,26 @@ impl Worklist {
             None => return None,
         };
         usize::try_from(next).ok().and_then(|i| self.items.get(i))
+    }
+
+    /// Most useful first: images not yet annotated by descending uncertainty, then unscored
+    /// ones, then the annotated ones (each group otherwise in name order).
+    pub fn order_by_uncertainty(&mut self, annotated: impl Fn(&Path) -> bool) {
+        let current = self.current.and_then(|i| self.items.get(i)).cloned();
+        let mut keyed: Vec<(u8, f32, PathBuf)> = self
+            .items
+            .drain(..)
+            .map(|path| {
+                let score = self.uncertainty.get(&path).copied();
+                let group = if annotated(&path) { 2 } else if score.is_some() { 0 } else { 1 };
+                (group, score.unwrap_or(0.0), path)
+            })
+            .collect();
+        keyed.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)).then_with(|| a.2.cmp(&b.2)));
+        self.items = keyed.into_iter().map(|k| k.2).collect();
+        if let Some(current) = current {
+            self.select(&current);
+        }
     }
 
     pub fn state(path: &Path, export_path: &Path, autosave_dir: &Path) -> ItemState {
@@ -105,6 +137,15 @@ mod tests {
         list.select(&dir.path().join("b.png"));
         assert_eq!(list.step(1), None);
         assert_eq!(export_path(Path::new("/d/x.dcm"), None, 0, 1), PathBuf::from("/d/x_mask.png"));
+
+        // Ranked: unannotated by uncertainty, unscored next, annotated last.
+        let path = |name: &str| dir.path().join(name);
+        list.uncertainty.insert(path("a.dcm"), 0.1);
+        list.uncertainty.insert(path("b.png"), 0.3);
+        list.uncertainty.insert(path("IM0001"), 0.9);
+        list.order_by_uncertainty(|p| p.ends_with("IM0001"));
+        assert_eq!(list.items, [path("b.png"), path("a.dcm"), path("IM0001")]);
+        assert_eq!(list.current, Some(0), "the shown image stays selected");
         assert_eq!(export_path(Path::new("/d/x.dcm"), Some(Path::new("/o")), 3, 10), PathBuf::from("/o/x_f3_mask.png"));
     }
 }

@@ -133,12 +133,15 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
             ));
         }
     };
+    let control = crate::train::Control::default();
     let summary = match args.backend.parse::<BackendKind>() {
-        Ok(BackendKind::Cpu) => train::<burn::backend::Autodiff<Cpu>>(&config, &Default::default(), &mut on_event)?,
-        Ok(BackendKind::Wgpu) => train::<burn::backend::Autodiff<Gpu>>(&config, &Default::default(), &mut on_event)?,
+        Ok(BackendKind::Cpu) => train::<burn::backend::Autodiff<Cpu>>(&config, &Default::default(), &control, &mut on_event)?,
+        Ok(BackendKind::Wgpu) => train::<burn::backend::Autodiff<Gpu>>(&config, &Default::default(), &control, &mut on_event)?,
         #[cfg(feature = "cuda")]
         Err(_) if args.backend == "cuda" => {
-            train::<burn::backend::Autodiff<crate::model::backend::Cuda>>(&config, &Default::default(), &mut on_event)?
+            let device = crate::train::job::cuda_device().map_err(anyhow::Error::msg)?;
+            say(&bar, format!("training on {device}"));
+            train::<burn::backend::Autodiff<crate::model::backend::Cuda>>(&config, &Default::default(), &control, &mut on_event)?
         }
         Err(e) => anyhow::bail!("{e}{}", if cfg!(feature = "cuda") { " (or cuda)" } else { "" }),
     };

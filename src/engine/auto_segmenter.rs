@@ -140,6 +140,38 @@ impl<B: Backend> AutoSegmenter<B> {
     pub fn model(&self) -> &DeLightSam<B> {
         &self.model
     }
+
+    /// How unsure the model is about `frame` as modality `slot`: the mean binary entropy of its
+    /// mask probabilities over the image (0 = certain everywhere, 1 = a coin toss everywhere).
+    /// For active learning; leaves the cached embedding alone.
+    pub fn uncertainty(&self, frame: &Frame, slot: usize) -> f32 {
+        let side = self.config.input_size();
+        let input = preprocess::prepare(frame, side as u32);
+        let tensor = Tensor::<B, 4>::from_data(TensorData::new(input.data, [1, 3, side, side]), &self.device);
+        let embedding = self.model.encode(tensor, slot);
+        let grid = crate::model::sp_generator::SpGenerator::grid_from_logits(self.model.sp_generator.patch_logits(embedding.clone()));
+        let logits = self.model.decode(embedding, grid, slot);
+        let logits_side = logits.dims()[2];
+        let mut low: Vec<f32> = logits.into_data().convert::<f32>().to_vec().unwrap_or_default();
+        if logits_side != side {
+            low = preprocess::resize_bilinear(&low, logits_side, logits_side, side, side);
+        }
+        mean_entropy(&preprocess::logits_to_image(&low, &input.geometry))
+    }
+}
+
+/// Mean binary entropy (bits) of sigmoid(logits).
+pub fn mean_entropy(logits: &[f32]) -> f32 {
+    if logits.is_empty() {
+        return 0.0;
+    }
+    let entropy = |logit: f32| {
+        let p = 1.0 / (1.0 + (-logit as f64).exp());
+        let q = 1.0 - p;
+        let term = |x: f64| if x > 0.0 { -x * x.log2() } else { 0.0 };
+        term(p) + term(q)
+    };
+    (logits.iter().map(|&l| entropy(l)).sum::<f64>() / logits.len() as f64) as f32
 }
 
 /// An automatic segmenter on a backend chosen at run time.
@@ -189,5 +221,23 @@ impl DynAutoSegmenter {
         grid: Option<&Mask>,
     ) -> Result<AutoSegmentation, GridSizeError> {
         each!(self, s => s.segment(key, frame, slot, grid))
+    }
+
+    pub fn uncertainty(&self, frame: &Frame, slot: usize) -> f32 {
+        each!(self, s => s.uncertainty(frame, slot))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mean_entropy;
+
+    #[test]
+    fn entropy_is_zero_when_sure_and_one_at_a_coin_toss() {
+        assert!(mean_entropy(&[20.0, -20.0, 30.0]) < 1e-6);
+        assert!((mean_entropy(&[0.0, 0.0]) - 1.0).abs() < 1e-6);
+        let half = mean_entropy(&[0.0, 40.0]);
+        assert!((half - 0.5).abs() < 1e-6, "{half}");
+        assert_eq!(mean_entropy(&[]), 0.0);
     }
 }

@@ -31,13 +31,15 @@ pub enum Request {
     Auto { image: ImageId, frame: Arc<Frame>, modality: String, grid: Option<Mask> },
     /// Use another backend or De-LightSAM record from the next request on.
     Configure { backend: BackendKind, auto_model: Option<PathBuf> },
+    /// How unsure De-LightSAM is about the image file's first frame (active learning).
+    Uncertainty { path: PathBuf, modality: String },
 }
 
 impl Request {
     fn image(&self) -> Option<&ImageId> {
         match self {
             Request::Prepare { image, .. } | Request::Prompt { image, .. } | Request::Auto { image, .. } => Some(image),
-            Request::Configure { .. } => None,
+            Request::Configure { .. } | Request::Uncertainty { .. } => None,
         }
     }
 }
@@ -57,6 +59,8 @@ pub enum Reply {
     Prepared { image: ImageId, took: Duration },
     Mask { image: ImageId, kind: ResultKind, mask: Mask, grid: Option<Mask>, took: Duration, encode: Duration },
     Error { image: Option<ImageId>, message: String },
+    /// The mean mask entropy of an image file (see `AutoSegmenter::uncertainty`), or why not.
+    Uncertainty { path: PathBuf, score: Result<f32, String> },
 }
 
 /// The UI's handle on the engine thread. Dropping it ends the thread.
@@ -183,8 +187,20 @@ impl Engine {
                     encode: result.timings.encode,
                 });
             }
+            Request::Uncertainty { path, modality } => {
+                // A model that does not load answers with an error (image: None) instead.
+                if !self.ensure_auto_model(None) {
+                    return;
+                }
+                let Some(model) = self.auto.as_ref() else { return };
+                let score = model.slot(&modality).map_err(|e| e.to_string()).and_then(|slot| {
+                    let frame = crate::imaging::ImageSource::open(&path).and_then(|s| s.frame(0)).map_err(|e| e.to_string())?;
+                    Ok(model.uncertainty(&frame, slot))
+                });
+                self.reply(Reply::Uncertainty { path, score });
+            }
             Request::Auto { image, frame, modality, grid } => {
-                if !self.ensure_auto_model(&image) {
+                if !self.ensure_auto_model(Some(&image)) {
                     return;
                 }
                 let Some(model) = self.auto.as_mut() else { return };
@@ -234,9 +250,11 @@ impl Engine {
     }
 
     /// De-LightSAM on the chosen backend, loaded on first use.
-    fn ensure_auto_model(&mut self, image: &ImageId) -> bool {
+    fn ensure_auto_model(&mut self, image: Option<&ImageId>) -> bool {
         if self.auto.is_none() {
-            self.reply(Reply::Busy { image: Some(image.clone()), what: format!("Loading De-LightSAM on {}…", self.backend) });
+            if let Some(image) = image {
+                self.reply(Reply::Busy { image: Some(image.clone()), what: format!("Loading De-LightSAM on {}…", self.backend) });
+            }
             match DynAutoSegmenter::load(self.backend, self.auto_model.as_deref()) {
                 Ok(model) => {
                     let note = match model.provenance() {
@@ -249,7 +267,7 @@ impl Engine {
                     self.auto = Some(model);
                 }
                 Err(e) => {
-                    self.reply(Reply::Error { image: Some(image.clone()), message: e.to_string() });
+                    self.reply(Reply::Error { image: image.cloned(), message: e.to_string() });
                     return false;
                 }
             }
@@ -267,7 +285,7 @@ fn latest_only(queue: Vec<Request>) -> Vec<Request> {
         .into_iter()
         .enumerate()
         .filter(|(i, r)| match r {
-            Request::Configure { .. } => true,
+            Request::Configure { .. } | Request::Uncertainty { .. } => true,
             Request::Prompt { image, .. } => Some(image.generation) == newest && Some(*i) == last_prompt,
             r => r.image().map(|img| img.generation) == newest,
         })

@@ -14,12 +14,25 @@ pub enum DatasetError {
     Problems { root: PathBuf, problems: Vec<String> },
 }
 
-/// One image and its mask.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One image (one frame of it) and its mask.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Pair {
     pub stem: String,
     pub image: PathBuf,
     pub mask: PathBuf,
+    /// The frame of a multi-frame image the mask belongs to.
+    #[serde(default)]
+    pub frame: u32,
+}
+
+/// Pairs that do not live in one dataset folder (the masks exported in the app), with their
+/// modality.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PairList {
+    /// What the user calls it (shown in errors).
+    pub name: String,
+    pub modality: String,
+    pub pairs: Vec<Pair>,
 }
 
 /// A checked dataset folder.
@@ -118,7 +131,7 @@ pub fn scan(root: &Path, modality_override: Option<&str>, decode: bool) -> Resul
     let mut pairs = Vec::new();
     for (stem, image) in &image_files {
         match mask_files.get(stem) {
-            Some(mask) => pairs.push(Pair { stem: stem.clone(), image: image.clone(), mask: mask.clone() }),
+            Some(mask) => pairs.push(Pair { stem: stem.clone(), image: image.clone(), mask: mask.clone(), frame: 0 }),
             None => problems.push(format!("images/{}: no mask with the stem {stem:?} in masks/", file_name(image))),
         }
     }
@@ -141,6 +154,24 @@ pub fn scan(root: &Path, modality_override: Option<&str>, decode: bool) -> Resul
     Ok(DatasetFolder { root: root.to_path_buf(), modality, pairs })
 }
 
+/// Checks a list of pairs like a folder: every problem at once.
+pub fn check_list(list: &PairList, decode: bool) -> Result<DatasetFolder, DatasetError> {
+    let root = PathBuf::from(&list.name);
+    let mut problems = Vec::new();
+    let modality = modality::canonical(&list.modality);
+    if !modality::is_usable_name(&modality) {
+        problems.push(format!("modality {:?} is not one name", list.modality));
+    }
+    if list.pairs.is_empty() {
+        problems.push("no images".into());
+    }
+    problems.extend(list.pairs.iter().filter_map(|pair| check_pair(pair, decode).err()));
+    if !problems.is_empty() {
+        return Err(DatasetError::Problems { root, problems });
+    }
+    Ok(DatasetFolder { root, modality, pairs: list.pairs.clone() })
+}
+
 fn file_name(path: &Path) -> String {
     path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
@@ -148,8 +179,11 @@ fn file_name(path: &Path) -> String {
 fn check_pair(pair: &Pair, decode: bool) -> Result<(), String> {
     let source = ImageSource::open(&pair.image).map_err(|e| e.to_string())?;
     let (w, h) = (source.meta().cols, source.meta().rows);
+    if pair.frame >= source.meta().frames {
+        return Err(format!("{}: has no frame {}", pair.image.display(), pair.frame));
+    }
     if decode {
-        source.frame(0).map_err(|e| e.to_string())?;
+        source.frame(pair.frame).map_err(|e| e.to_string())?;
     }
     let mask = Mask::load(&pair.mask).map_err(|e| e.to_string())?;
     mask.check_size(&pair.mask, w, h).map_err(|e| e.to_string())
@@ -157,7 +191,7 @@ fn check_pair(pair: &Pair, decode: bool) -> Result<(), String> {
 
 impl Pair {
     pub fn load(&self) -> Result<Sample, String> {
-        let frame = ImageSource::open(&self.image).and_then(|s| s.frame(0)).map_err(|e| e.to_string())?;
+        let frame = ImageSource::open(&self.image).and_then(|s| s.frame(self.frame)).map_err(|e| e.to_string())?;
         let mut mask = Mask::load(&self.mask).map_err(|e| e.to_string())?;
         mask.check_size(&self.mask, frame.width, frame.height).map_err(|e| e.to_string())?;
         mask.labels_mut().iter_mut().for_each(|l| *l = u8::from(*l != 0));
@@ -239,7 +273,7 @@ mod tests {
     #[test]
     fn split_is_deterministic_and_stable() {
         let pairs: Vec<Pair> = (0..20)
-            .map(|i| Pair { stem: format!("s{i}"), image: PathBuf::from(format!("i{i}")), mask: PathBuf::from(format!("m{i}")) })
+            .map(|i| Pair { stem: format!("s{i}"), image: PathBuf::from(format!("i{i}")), mask: PathBuf::from(format!("m{i}")), frame: 0 })
             .collect();
         let (train, val) = split(&pairs, 0.3, 7);
         assert_eq!(train.len() + val.len(), 20);
@@ -248,7 +282,7 @@ mod tests {
         assert_ne!(split(&pairs, 0.3, 8).1, val);
         // Adding files never moves an existing validation image into training.
         let mut more = pairs.clone();
-        more.extend((20..40).map(|i| Pair { stem: format!("s{i}"), image: PathBuf::new(), mask: PathBuf::new() }));
+        more.extend((20..40).map(|i| Pair { stem: format!("s{i}"), image: PathBuf::new(), mask: PathBuf::new(), frame: 0 }));
         let (_, val_more) = split(&more, 0.3, 7);
         assert!(val.iter().all(|p| val_more.contains(p)));
     }

@@ -8,4 +8,6 @@ pub mod losses;
 pub mod metrics;
 pub mod trainer;
 
-pub use trainer::{Event, EpochMetrics, Recipe, Summary, TrainConfig, TrainError, train};
+pub mod job;
+
+pub use trainer::{Control, Event, EpochMetrics, Recipe, Summary, TrainConfig, TrainError, resumable, train};

@@ -10,7 +10,9 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use burn::module::AutodiffModule;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
@@ -19,7 +21,7 @@ use burn::tensor::backend::AutodiffBackend;
 
 use super::augment::{Rng, augment};
 use super::cache::{EmbeddingCache, file_hash};
-use super::dataset::{self, DatasetError, Pair};
+use super::dataset::{self, DatasetError, Pair, PairList};
 use super::losses;
 use super::metrics;
 use crate::model::preprocess::{self, Geometry};
@@ -39,6 +41,9 @@ pub struct TrainConfig {
     pub recipe: Recipe,
     /// Dataset folders, each with its modality (None: from dataset.toml / SOURCE.md).
     pub data: Vec<(PathBuf, Option<String>)>,
+    /// Pairs from anywhere, e.g. the masks exported in the app, one list per modality.
+    #[serde(default)]
+    pub lists: Vec<PairList>,
     /// A separate validation folder; otherwise a split of each training folder.
     pub validation: Option<(PathBuf, Option<String>)>,
     pub validation_fraction: f64,
@@ -70,6 +75,7 @@ impl TrainConfig {
         Self {
             recipe: Recipe::Fast,
             data,
+            lists: Vec::new(),
             validation: None,
             validation_fraction: 0.2,
             seed: 42,
@@ -108,8 +114,62 @@ pub enum TrainError {
         if *had_checkpoint { "" } else { " (none written yet)" }
     )]
     NonFinite { value: f32, step: usize, epoch: usize, checkpoint: PathBuf, had_checkpoint: bool },
+    #[error("training was stopped before the first step; nothing was trained")]
+    StoppedEarly,
     #[error("{0}")]
     Other(String),
+}
+
+/// Pause and stop for a run on another thread. Both take effect between optimiser steps (or
+/// between images while embeddings are prepared); a stopped run saves its current weights as
+/// `model.bpk` first, so it can be resumed.
+#[derive(Debug, Clone, Default)]
+pub struct Control(Arc<ControlState>);
+
+#[derive(Debug, Default)]
+struct ControlState {
+    stop: AtomicBool,
+    /// The run is waiting in a pause (not in the middle of a step).
+    parked: AtomicBool,
+    paused: Mutex<bool>,
+    changed: Condvar,
+}
+
+impl Control {
+    pub fn stop(&self) {
+        self.0.stop.store(true, Ordering::SeqCst);
+        self.0.changed.notify_all();
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.0.stop.load(Ordering::SeqCst)
+    }
+
+    pub fn set_paused(&self, paused: bool) {
+        *self.0.paused.lock().unwrap_or_else(|e| e.into_inner()) = paused;
+        self.0.changed.notify_all();
+    }
+
+    pub fn is_paused(&self) -> bool {
+        *self.0.paused.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Paused and waiting: the step that was running when pause was asked for has ended.
+    pub fn is_parked(&self) -> bool {
+        self.0.parked.load(Ordering::SeqCst)
+    }
+
+    /// Blocks while paused (and not stopped); returns how long.
+    fn wait_while_paused(&self) -> Duration {
+        let start = Instant::now();
+        let mut paused = self.0.paused.lock().unwrap_or_else(|e| e.into_inner());
+        while *paused && !self.is_stopped() {
+            self.0.parked.store(true, Ordering::SeqCst);
+            paused = self.0.changed.wait(paused).unwrap_or_else(|e| e.into_inner());
+        }
+        self.0.parked.store(false, Ordering::SeqCst);
+        start.elapsed()
+    }
 }
 
 /// Progress, for the CLI's bar and the app's trainer tab.
@@ -155,6 +215,8 @@ pub struct Summary {
     pub model: PathBuf,
     pub best: PathBuf,
     pub seconds: f64,
+    /// Stopped by [`Control::stop`] before the plan was done (the checkpoint is resumable).
+    pub stopped: bool,
 }
 
 /// A sample ready for training: modality slot, model-input mask, and what validation needs.
@@ -174,9 +236,11 @@ const EMBED_LEN: usize = 256 * 64 * 64;
 pub fn train<B: AutodiffBackend>(
     config: &TrainConfig,
     device: &B::Device,
+    control: &Control,
     on_event: &mut dyn FnMut(&Event),
 ) -> Result<Summary, TrainError> {
     let started = Instant::now();
+    let mut paused = Duration::ZERO;
     let out = &config.out;
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -193,10 +257,19 @@ pub fn train<B: AutodiffBackend>(
             Err(e) => problems.push(e.to_string()),
         }
     }
+    let validation_folder = match (&config.validation, problems.is_empty()) {
+        (Some(_), true) => folders.pop(),
+        _ => None,
+    };
+    for list in &config.lists {
+        match dataset::check_list(list, true) {
+            Ok(folder) => folders.push(folder),
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
     if !problems.is_empty() {
         return Err(TrainError::Other(problems.join("\n")));
     }
-    let validation_folder = config.validation.as_ref().map(|_| folders.pop().expect("scanned"));
 
     // The model: resume, or start from the given / shipped weights.
     let checkpoint = out.join("model.bpk");
@@ -243,6 +316,9 @@ pub fn train<B: AutodiffBackend>(
     let mut prepare_all = |pairs: &[(Pair, usize)], keep_truth: bool, done_before: usize| -> Result<Vec<Prepared>, TrainError> {
         let mut prepared = Vec::with_capacity(pairs.len());
         for (i, (pair, slot)) in pairs.iter().enumerate() {
+            if control.is_stopped() {
+                return Err(TrainError::StoppedEarly);
+            }
             let p = prepare(pair, *slot, keep_truth, cache.as_ref(), &inference, model_config.input_size(), device, &mut cached)?;
             prepared.push(p);
             on_event(&Event::Preparing { done: done_before + i + 1, total, cached });
@@ -284,6 +360,7 @@ pub fn train<B: AutodiffBackend>(
     let mut model = model;
     let best_path = out.join("best.bpk");
     let mut epoch_index = 0;
+    let mut stopped = false;
     'stages: for (stage, epochs) in plan {
         model = model.for_stage(stage);
         let mut optimizer = AdamConfig::new().init::<B, DeLightSam<B>>();
@@ -300,6 +377,11 @@ pub fn train<B: AutodiffBackend>(
             let mut images = 0usize;
             for batch in batches(&train_set, config.batch_size, &mut rng) {
                 if config.max_steps.is_some_and(|m| state.step >= m) {
+                    break;
+                }
+                paused += control.wait_while_paused();
+                if control.is_stopped() {
+                    stopped = true;
                     break;
                 }
                 let losses = step_losses(&model, teacher.as_ref(), stage, &batch, config.recipe, &mut rng, device);
@@ -322,6 +404,12 @@ pub fn train<B: AutodiffBackend>(
                     *sum += v;
                 }
                 on_event(&Event::Step { stage, epoch: epoch_index, step: state.step, loss: loss_value });
+            }
+            if stopped {
+                // Mid-epoch: keep the weights; a resumed run repeats this epoch from them.
+                weights::save_delightsam(&model, &model_config, &checkpoint)?;
+                write_json(&state_path, &state)?;
+                break 'stages;
             }
             let train_seconds = epoch_start.elapsed().as_secs_f64();
             let mean = |i: usize| if count == 0 { f64::NAN } else { sums[i] / count as f64 };
@@ -352,8 +440,12 @@ pub fn train<B: AutodiffBackend>(
             append_line(&out.join("metrics.jsonl"), &metrics)?;
             write_json(&state_path, &state)?;
             on_event(&Event::Epoch(metrics));
-            let out_of_time = config.max_minutes.is_some_and(|m| started.elapsed().as_secs_f64() >= m * 60.0);
-            if out_of_time || config.max_steps.is_some_and(|m| state.step >= m) {
+            let active = started.elapsed().saturating_sub(paused).as_secs_f64();
+            let out_of_time = config.max_minutes.is_some_and(|m| active >= m * 60.0);
+            if control.is_stopped() {
+                stopped = true;
+            }
+            if stopped || out_of_time || config.max_steps.is_some_and(|m| state.step >= m) {
                 break 'stages;
             }
         }
@@ -368,7 +460,21 @@ pub fn train<B: AutodiffBackend>(
         model: checkpoint,
         best: best_path,
         seconds: started.elapsed().as_secs_f64(),
+        stopped,
     })
+}
+
+/// A stopped run in `out`: its settings and the epochs it has done, when epochs are left.
+pub fn resumable(out: &Path) -> Option<(TrainConfig, usize)> {
+    let read = |name: &str| std::fs::read_to_string(out.join(name)).ok();
+    let state: State = serde_json::from_str(&read("state.json")?).ok()?;
+    let config: TrainConfig = serde_json::from_str(&read("train_config.json")?).ok()?;
+    let planned = match config.recipe {
+        Recipe::Fast => config.epochs,
+        Recipe::Full => config.common_epochs + config.domain_epochs + config.epochs,
+    };
+    let stopped_early = config.max_steps.is_none_or(|m| state.step < m);
+    (state.epochs_done < planned && stopped_early && out.join("model.bpk").is_file()).then_some((config, state.epochs_done))
 }
 
 /// Names the encoder whose embeddings the fast recipe caches: the hash of the starting record
@@ -400,7 +506,8 @@ fn prepare<B: Backend>(
     let input = match cache {
         Some(cache) => {
             let hash = file_hash(&pair.image).map_err(|e| TrainError::Io { path: pair.image.clone(), reason: e.to_string() })?;
-            let key = format!("{hash}-s{slot}-{input_size}");
+            let frame = if pair.frame > 0 { format!("-f{}", pair.frame) } else { String::new() };
+            let key = format!("{hash}{frame}-s{slot}-{input_size}");
             match cache.get(&key, EMBED_LEN) {
                 Some(embedding) => {
                     *cached += 1;
