@@ -450,7 +450,8 @@ pub fn train<B: AutodiffBackend>(
             }
         }
     }
-    if !best_path.is_file() && checkpoint.is_file() {
+    // A run without validation keeps its last weights as the best; a stopped one is not done.
+    if !stopped && !best_path.is_file() && checkpoint.is_file() {
         weights::save_delightsam(&model, &model_config, &best_path)?;
     }
     Ok(Summary {
