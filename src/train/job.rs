@@ -55,6 +55,13 @@ static CUDA_PROBE: OnceLock<Result<String, String>> = OnceLock::new();
 #[cfg(feature = "cuda")]
 fn probe_cuda() -> Result<String, String> {
     use crate::model::backend::Cuda;
+    // SAFETY: these only try to open the shared libraries (cudarc loads them the same way later).
+    if !unsafe { cudarc::driver::sys::is_culib_present() } {
+        return Err("no NVIDIA driver found (libcuda.so.1 is not on the library path)".into());
+    }
+    if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
+        return Err("NVRTC not found (libnvrtc.so from the CUDA toolkit; see the README's CUDA section)".into());
+    }
     std::thread::spawn(|| {
         std::panic::catch_unwind(|| {
             let device = Default::default();
