@@ -765,7 +765,7 @@ impl AnnotatorApp {
         let height = ((ui.available_height() - 40.0) / 2.0).clamp(140.0, 320.0);
         ui.label("Loss");
         Plot::new("loss_plot").height(height).legend(Legend::default()).x_axis_label("step").show(ui, |plot| {
-            plot.line(Line::new("step", PlotPoints::from(run.step_losses.clone())).color(Color32::from_rgb(120, 160, 230)));
+            plot.line(Line::new("step", PlotPoints::from(decimate(&run.step_losses, PLOT_POINTS))).color(Color32::from_rgb(120, 160, 230)));
             plot.line(Line::new("epoch mean", PlotPoints::from(run.epoch_losses.clone())).color(Color32::from_rgb(240, 170, 60)).width(2.0));
         });
         ui.label("Validation Dice");
@@ -779,6 +779,24 @@ impl AnnotatorApp {
                 plot.points(Points::new("epochs", PlotPoints::from(run.dice.clone())).radius(3.0).color(OK_COLOR));
             });
     }
+}
+
+/// At most this many points per plotted line (a long run has far more steps than pixels).
+const PLOT_POINTS: usize = 2000;
+
+/// `points` as at most `max` points: the mean of each run of consecutive points.
+fn decimate(points: &[[f64; 2]], max: usize) -> Vec<[f64; 2]> {
+    if points.len() <= max || max == 0 {
+        return points.to_vec();
+    }
+    let per = points.len().div_ceil(max);
+    points
+        .chunks(per)
+        .map(|chunk| {
+            let n = chunk.len() as f64;
+            [chunk.iter().map(|p| p[0]).sum::<f64>() / n, chunk.iter().map(|p| p[1]).sum::<f64>() / n]
+        })
+        .collect()
 }
 
 enum Action {
@@ -832,5 +850,14 @@ mod tests {
         assert_eq!(duration_text(Duration::from_secs(59)), "59 s");
         assert_eq!(duration_text(Duration::from_secs(125)), "2 min 5 s");
         assert_eq!(duration_text(Duration::from_secs(7380)), "2 h 3 min");
+    }
+
+    #[test]
+    fn long_loss_curves_are_drawn_with_at_most_the_plot_budget() {
+        let points: Vec<[f64; 2]> = (0..10_001).map(|i| [i as f64, (i % 2) as f64]).collect();
+        let shown = decimate(&points, 2000);
+        assert!((1000..=2000).contains(&shown.len()), "{}", shown.len());
+        assert!(shown.iter().take(shown.len() - 1).all(|p| (p[1] - 0.5).abs() < 1e-9), "bucket means of 0/1 alternation");
+        assert_eq!(decimate(&points[..10], 2000).len(), 10);
     }
 }
