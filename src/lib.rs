@@ -9,3 +9,8 @@ pub mod engine;
 pub mod imaging;
 pub mod model;
 pub mod train;
+
+/// The message of a caught panic (`panic!` with a literal or a formatted string), if it has one.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> Option<String> {
+    payload.downcast_ref::<String>().cloned().or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+}

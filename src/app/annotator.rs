@@ -350,7 +350,7 @@ impl AnnotatorApp {
         let pending: Vec<PathBuf> = list
             .items
             .iter()
-            .filter(|p| Worklist::state(p, &worklist::export_path(p, export_dir.as_deref(), 0, 1), &autosave_dir) == worklist::ItemState::Untouched)
+            .filter(|p| Worklist::state(p, export_dir.as_deref(), &autosave_dir) == worklist::ItemState::Untouched)
             .cloned()
             .collect();
         if pending.is_empty() {
@@ -371,9 +371,7 @@ impl AnnotatorApp {
                 list.ranking = None;
                 let export_dir = self.settings.export_dir.clone();
                 let autosave_dir = self.paths.autosave.clone();
-                list.order_by_uncertainty(|p| {
-                    Worklist::state(p, &worklist::export_path(p, export_dir.as_deref(), 0, 1), &autosave_dir) != worklist::ItemState::Untouched
-                });
+                list.order_by_uncertainty(|p| Worklist::state(p, export_dir.as_deref(), &autosave_dir) != worklist::ItemState::Untouched);
                 self.message = Some("Worklist ordered: most uncertain images first".into());
             }
         }

@@ -116,11 +116,8 @@ impl Autosaver {
 
 fn write(path: &Path, mask: &Mask) -> Result<(), String> {
     let fail = |e: String| format!("cannot autosave to {}: {e}", path.display());
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
-    }
     let bytes = encode(mask).map_err(|e| fail(e.to_string()))?;
-    crate::imaging::write_atomic(path, &bytes).map_err(|e| fail(e.to_string()))
+    crate::imaging::write_atomic_creating_folder(path, &bytes).map_err(|e| fail(e.to_string()))
 }
 
 #[cfg(test)]

@@ -32,11 +32,8 @@ impl ExportLog {
         let mut log = Self::load(path);
         log.exports.retain(|r| r.mask != record.mask);
         log.exports.push(record);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
         let json = serde_json::to_string_pretty(&log).map_err(std::io::Error::other)?;
-        crate::imaging::write_atomic(path, json.as_bytes())
+        crate::imaging::write_atomic_creating_folder(path, json.as_bytes())
     }
 
     /// The exports whose image and mask still exist, one list per modality.

@@ -47,32 +47,24 @@ impl Loader {
         });
     }
 
-    /// Shows the native file dialog on its own thread (it may block for as long as it is open).
+    /// Shows the native file dialog (see [`pick_in_background`]); the choice is opened.
     pub fn pick_file(&self) {
         let tx = self.tx.clone();
-        let ctx = self.ctx.clone();
-        std::thread::spawn(move || {
-            let picked = rfd::FileDialog::new()
-                .set_title("Open an image")
-                .add_filter("Images", &["dcm", "dicom", "png", "jpg", "jpeg", "tif", "tiff", "bmp"])
-                .add_filter("All files", &["*"])
-                .pick_file();
-            if let Some(path) = picked {
-                let _ = tx.send((0, LoadResult::Picked(path)));
-                ctx.request_repaint();
-            }
+        let dialog = rfd::FileDialog::new()
+            .set_title("Open an image")
+            .add_filter("Images", &["dcm", "dicom", "png", "jpg", "jpeg", "tif", "tiff", "bmp"])
+            .add_filter("All files", &["*"]);
+        pick_in_background(&self.ctx, move || dialog.pick_file(), move |path| {
+            let _ = tx.send((0, LoadResult::Picked(path)));
         });
     }
 
-    /// Shows the native folder dialog on its own thread.
+    /// Shows the native folder dialog; the folder is opened as a worklist.
     pub fn pick_folder(&self) {
         let tx = self.tx.clone();
-        let ctx = self.ctx.clone();
-        std::thread::spawn(move || {
-            if let Some(path) = rfd::FileDialog::new().set_title("Open a folder of images").pick_folder() {
-                let _ = tx.send((0, LoadResult::Picked(path)));
-                ctx.request_repaint();
-            }
+        let dialog = rfd::FileDialog::new().set_title("Open a folder of images");
+        pick_in_background(&self.ctx, move || dialog.pick_folder(), move |path| {
+            let _ = tx.send((0, LoadResult::Picked(path)));
         });
     }
 
@@ -127,4 +119,20 @@ impl Loader {
             _ => {}
         }
     }
+}
+
+/// Runs a native dialog on its own thread (it blocks for as long as it is open), hands a choice
+/// to `deliver` and wakes the UI.
+pub fn pick_in_background(
+    ctx: &egui::Context,
+    dialog: impl FnOnce() -> Option<PathBuf> + Send + 'static,
+    deliver: impl FnOnce(PathBuf) + Send + 'static,
+) {
+    let ctx = ctx.clone();
+    std::thread::spawn(move || {
+        if let Some(path) = dialog() {
+            deliver(path);
+            ctx.request_repaint();
+        }
+    });
 }

@@ -4,7 +4,7 @@ use egui::{Color32, Key, KeyboardShortcut, Modifiers};
 
 use super::annotator::{AnnotatorApp, Tab, Tool};
 use super::trainer_tab::model_label;
-use super::worklist::{self, ItemState, Worklist};
+use super::worklist::{ItemState, Worklist};
 use crate::engine::worker::ResultKind;
 use crate::model::backend::BackendKind;
 use crate::model::modality;
@@ -208,8 +208,7 @@ impl AnnotatorApp {
             ui.label(egui::RichText::new(list.folder.display().to_string()).small());
             let mut open = None;
             for (i, path) in list.items.iter().enumerate() {
-                let export = worklist::export_path(path, self.settings.export_dir.as_deref(), 0, 1);
-                let state = Worklist::state(path, &export, &self.paths.autosave);
+                let state = Worklist::state(path, self.settings.export_dir.as_deref(), &self.paths.autosave);
                 let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
                 ui.horizontal(|ui| {
                     if ui.selectable_label(list.current == Some(i), name).clicked() {

@@ -69,11 +69,8 @@ impl Settings {
     }
 
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
         let json = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
-        crate::imaging::write_atomic(path, json.as_bytes())
+        crate::imaging::write_atomic_creating_folder(path, json.as_bytes())
     }
 
     /// Values a hand-edited file could put out of range, brought back in.

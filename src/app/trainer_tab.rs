@@ -13,6 +13,7 @@ use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
 
 use super::annotator::{AnnotatorApp, Tab};
 use super::export_log::ExportLog;
+use super::loader::pick_in_background;
 use crate::model::modality;
 use crate::train::dataset::{self, PairList};
 use crate::train::job::{self, JobEvent, TrainBackend, TrainingJob};
@@ -106,6 +107,8 @@ pub struct Run {
     /// (epoch, validation Dice).
     pub dice: Vec<[f64; 2]>,
     pub best: Option<(usize, f64)>,
+    /// Stopped with epochs left and a checkpoint (read once, when the run ends).
+    pub resumable: bool,
     clock: ActiveClock,
     steps_this_start: usize,
     training_started: Duration,
@@ -133,6 +136,7 @@ impl Run {
             epoch_losses: Vec::new(),
             dice: Vec::new(),
             best: None,
+            resumable: false,
             clock,
             steps_this_start: 0,
             training_started: Duration::ZERO,
@@ -223,6 +227,7 @@ impl Run {
             JobEvent::Finished(result) => {
                 self.clock.hold();
                 self.job = None;
+                self.resumable = matches!(&result, Ok(s) if s.stopped) && crate::train::resumable(&self.out).is_some();
                 self.phase = match &result {
                     Ok(summary) => Phase::Finished(summary.clone()),
                     Err(e) => Phase::Failed(e.clone()),
@@ -283,6 +288,8 @@ pub struct TrainerState {
     /// The renderer's GPU, if the window runs on wgpu (what `wgpu` training will most likely use).
     pub wgpu_adapter: Option<String>,
     cuda_probe_started: bool,
+    /// The trained models whose runs can be resumed; `None`: to be read again.
+    resumable_models: Option<Vec<PathBuf>>,
 }
 
 impl TrainerState {
@@ -303,6 +310,7 @@ impl TrainerState {
             picked: channel(),
             wgpu_adapter,
             cuda_probe_started: false,
+            resumable_models: None,
         }
     }
 
@@ -411,8 +419,7 @@ impl AnnotatorApp {
     pub(super) fn poll_training(&mut self) {
         self.trainer.poll_checks();
         while let Ok(path) = self.trainer.picked.1.try_recv() {
-            let ctx = self.ctx.clone();
-            self.trainer.add_folder(path, None, &ctx);
+            self.add_training_folder(path, None);
         }
         let ended = self.trainer.run.as_mut().and_then(|r| r.poll());
         if let Some(result) = ended {
@@ -421,6 +428,7 @@ impl AnnotatorApp {
     }
 
     pub(super) fn training_ended(&mut self, result: Result<Summary, String>) {
+        self.trainer.resumable_models = None;
         let Some(run) = &self.trainer.run else { return };
         let best = run.best_checkpoint();
         let name = run.name.clone();
@@ -469,6 +477,7 @@ impl AnnotatorApp {
     }
 
     fn launch(&mut self, name: String, config: TrainConfig) {
+        self.trainer.resumable_models = None;
         let backend = self.settings.train_backend;
         let out = config.out.clone();
         let ctx = self.ctx.clone();
@@ -494,6 +503,7 @@ impl AnnotatorApp {
     /// Uses a De-LightSAM record for automatic proposals (`None`: the shipped model), and
     /// remembers it.
     pub fn use_model(&mut self, model: Option<PathBuf>) {
+        self.trainer.resumable_models = None;
         if let Some(path) = &model {
             self.settings.remember_model(path);
         }
@@ -560,13 +570,9 @@ impl AnnotatorApp {
         ui.horizontal_wrapped(|ui| {
             if ui.add_enabled(!running, egui::Button::new("Add folder…")).clicked() {
                 let tx = self.trainer.picked.0.clone();
-                let ctx = self.ctx.clone();
-                std::thread::spawn(move || {
-                    let dialog = rfd::FileDialog::new().set_title("A dataset folder (images/ and masks/ with the same names)");
-                    if let Some(path) = dialog.pick_folder() {
-                        let _ = tx.send(path);
-                        ctx.request_repaint();
-                    }
+                let dialog = rfd::FileDialog::new().set_title("A dataset folder (images/ and masks/ with the same names)");
+                pick_in_background(&self.ctx, move || dialog.pick_folder(), move |path| {
+                    let _ = tx.send(path);
                 });
             }
             if ui.add_enabled(!running, egui::Button::new("Add the masks I exported")).clicked() {
@@ -637,6 +643,13 @@ impl AnnotatorApp {
         ui.separator();
         ui.heading("Trained models");
         let models: Vec<PathBuf> = self.settings.trained_models.clone();
+        let resumable = self
+            .trainer
+            .resumable_models
+            .get_or_insert_with(|| {
+                models.iter().filter(|p| p.parent().is_some_and(|run| crate::train::resumable(run).is_some())).cloned().collect()
+            })
+            .clone();
         if models.is_empty() {
             ui.label(egui::RichText::new("none yet").weak());
         }
@@ -654,7 +667,7 @@ impl AnnotatorApp {
                 } else if ui.button("Use").clicked() {
                     self.use_model(Some(path.clone()));
                 }
-                if crate::train::resumable(&folder).is_some() && ui.add_enabled(!running, egui::Button::new("Resume")).clicked() {
+                if resumable.contains(&path) && ui.add_enabled(!running, egui::Button::new("Resume")).clicked() {
                     self.resume_training(&folder);
                 }
             });
@@ -726,7 +739,7 @@ impl AnnotatorApp {
         let (running, paused, stopping) = (run.is_running(), run.is_paused(), run.is_stopping());
         let best = run.best_checkpoint();
         let finished = matches!(run.phase, Phase::Finished(_));
-        let resumable = matches!(&run.phase, Phase::Finished(s) if s.stopped) && crate::train::resumable(&run.out).is_some();
+        let resumable = run.resumable;
         let out = run.out.clone();
         let mut action = None;
         ui.horizontal(|ui| {

@@ -96,8 +96,9 @@ impl Worklist {
         }
     }
 
-    pub fn state(path: &Path, export_path: &Path, autosave_dir: &Path) -> ItemState {
-        if export_path.is_file() {
+    /// An image's state, its export looked for in `export_dir` (or next to it).
+    pub fn state(path: &Path, export_dir: Option<&Path>, autosave_dir: &Path) -> ItemState {
+        if export_path(path, export_dir, 0, 1).is_file() {
             ItemState::Exported
         } else if autosave::path_for(autosave_dir, path, 0).is_file() {
             ItemState::Edited

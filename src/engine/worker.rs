@@ -128,11 +128,7 @@ impl Engine {
                 // A model bug must not take the window down with it: report it and go on.
                 let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| self.handle(request)));
                 if let Err(panic) = outcome {
-                    let message = panic
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_else(|| "unknown error".into());
+                    let message = crate::panic_message(panic.as_ref()).unwrap_or_else(|| "unknown error".into());
                     // The models may be in a bad state after a panic: load them again next time.
                     self.prompt_model = None;
                     self.auto = None;

@@ -71,6 +71,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// [`write_atomic`], creating the file's folder first if it does not exist.
+pub fn write_atomic_creating_folder(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    write_atomic(path, bytes)
+}
+
 /// Temporary files are created private (0600); what we publish gets the usual 0644.
 pub fn make_readable(file: &std::fs::File) -> std::io::Result<()> {
     #[cfg(unix)]

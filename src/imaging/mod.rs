@@ -14,7 +14,7 @@ mod raster;
 mod window;
 
 pub use error::ImageError;
-pub use export::{is_same_file, make_readable, write_atomic, write_display_png, write_mask_png};
+pub use export::{is_same_file, make_readable, write_atomic, write_atomic_creating_folder, write_display_png, write_mask_png};
 pub use frame::{Frame, FrameStats};
 pub use mask::Mask;
 pub use meta::{ImageMeta, SourceFormat, TransferSyntaxInfo, WindowPreset};

@@ -207,9 +207,5 @@ fn run_on<B: Backend>(config: &TrainConfig, control: &Control, on_event: &mut dy
 }
 
 fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "unknown error".into())
+    crate::panic_message(panic).unwrap_or_else(|| "unknown error".into())
 }

@@ -29,11 +29,5 @@ pub(crate) fn catch_codec_panic<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     let was_guarded = GUARDED.with(|g| g.replace(true));
     let result = catch_unwind(AssertUnwindSafe(f));
     GUARDED.with(|g| g.set(was_guarded));
-    result.map_err(|payload| {
-        payload
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "the decoder crashed".to_string())
-    })
+    result.map_err(|payload| crate::panic_message(payload.as_ref()).unwrap_or_else(|| "the decoder crashed".to_string()))
 }
