@@ -5,12 +5,17 @@
 //! - time from opening an image to the first automatic proposal, per backend.
 //! Run: cargo bench --bench app [-- --backends cpu,wgpu]
 
+#[path = "../tests/common/window.rs"]
+#[allow(dead_code)]
+mod window;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use delightsam::app::{AnnotatorApp, AppOptions, AppPaths, Tool};
 use delightsam::model::backend::BackendKind;
 use egui_kittest::Harness;
+use window::{propose, wait_for_engine, wait_for_load};
 
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
@@ -33,13 +38,13 @@ fn painting_4096(home: &Path) {
     let pixels: Vec<u16> = (0..4096u32 * 4096).map(|i| ((i % 4096) * 16 + (i / 4096) % 16) as u16).collect();
     image::ImageBuffer::<image::Luma<u16>, _>::from_raw(4096, 4096, pixels).unwrap().save(&image).unwrap();
     let mut harness = app(&image, home, BackendKind::Cpu);
-    harness.state_mut().wait_for_load();
+    wait_for_load(&mut harness);
     harness.run_steps(3);
     harness.render().expect("render");
-    harness.state_mut().set_tool(Tool::Brush);
+    harness.state_mut().annotate.set_tool(Tool::Brush);
     harness.state_mut().settings_mut().brush_radius = 24.0;
-    let from = harness.state().screen_pos(500.0, 2000.0).unwrap();
-    let to = harness.state().screen_pos(3600.0, 2100.0).unwrap();
+    let from = harness.state().annotate.screen_pos(500.0, 2000.0).unwrap();
+    let to = harness.state().annotate.screen_pos(3600.0, 2100.0).unwrap();
     harness.hover_at(from);
     harness.step();
     harness.drag_at(from);
@@ -60,7 +65,7 @@ fn painting_4096(home: &Path) {
     let start = Instant::now();
     harness.step();
     let release = start.elapsed();
-    let painted = harness.state().mask().map_or(0, |m| m.foreground_count());
+    let painted = harness.state().annotate.mask().map_or(0, |m| m.foreground_count());
     println!("painting on 4096² (16-bit grey), brush radius 24 px, 120 frames ({painted} px painted):");
     println!("  UI frame while dragging   median {}  max {}", ms(median(steps.clone())), ms(*steps.iter().max().unwrap()));
     println!("  rendered frame (wgpu + read-back)  median {}", ms(median(renders)));
@@ -72,16 +77,16 @@ fn open_to_proposal(home: &Path, backend: BackendKind) {
     assert!(image.is_file(), "this benchmark needs {}", image.display());
     let start = Instant::now();
     let mut harness = app(&image, home, backend);
-    harness.state_mut().wait_for_load();
+    wait_for_load(&mut harness);
     harness.step();
     let opened = start.elapsed();
-    harness.state_mut().propose(false);
-    let done = harness.state_mut().wait_for_engine(Duration::from_secs(1800));
+    propose(&mut harness, false);
+    let done = wait_for_engine(&mut harness, Duration::from_secs(1800));
     let first = start.elapsed();
     // The second proposal on the same image reuses the cached embedding.
     let again = Instant::now();
-    harness.state_mut().propose(false);
-    harness.state_mut().wait_for_engine(Duration::from_secs(600));
+    propose(&mut harness, false);
+    wait_for_engine(&mut harness, Duration::from_secs(600));
     let second = again.elapsed();
     let error = harness.state().error().map(str::to_string);
     println!(

@@ -10,6 +10,22 @@ pub mod imaging;
 pub mod model;
 pub mod train;
 
+/// An error and every cause under it, joined with ": " (a cause already quoted by the message
+/// above it is not repeated): the one-line text the CLI prints and the app's threads send.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        let line = e.to_string();
+        if !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        cause = e.source();
+    }
+    text
+}
+
 /// The message of a caught panic (`panic!` with a literal or a formatted string), if it has one.
 pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> Option<String> {
     payload.downcast_ref::<String>().cloned().or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))

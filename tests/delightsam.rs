@@ -36,7 +36,7 @@ fn dc_encoder_with_zero_controller_equals_litemedsam_encoder() {
 #[test]
 fn a_1024_config_refuses_litemedsam_weights() {
     let config = DeLightSamConfig::new().with_image_encoder(TinyVitConfig::new().with_img_size(1024));
-    let err = DeLightSam::from_litemedsam(lite_model(), &config, &Default::default()).unwrap_err();
+    let err = DeLightSam::from_litemedsam(lite_model(), &config, &Default::default()).unwrap_err().to_string();
     assert!(err.contains("1024"), "{err}");
 }
 

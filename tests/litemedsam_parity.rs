@@ -125,7 +125,7 @@ fn check_case<B: Backend>(segmenter: &mut Segmenter<B>, case: &Case, device: &B:
     assert!(err <= 1e-3, "{}: logits max error {err} of their range", case.name);
 
     // The whole pipeline, as users run it: mask IoU ≥ 0.99 with PyTorch's.
-    let result = segmenter.segment(&case.name, &frame, &p);
+    let result = segmenter.segment(&case.name, &frame, &p).unwrap();
     let iou = iou(result.mask.labels(), reference.get("mask"));
     assert!(iou >= 0.99, "{}: mask IoU {iou}", case.name);
     eprintln!(
@@ -188,10 +188,10 @@ fn delightsam_wgpu_matches_cpu() {
 fn the_embedding_is_computed_once_per_image() {
     let mut segmenter = Segmenter::<Cpu>::load(&weights::default_record_path(), Default::default()).unwrap();
     let frame = ImageSource::open(root().join("tests/data/dicom/CT_small.dcm")).unwrap().frame(0).unwrap();
-    let first = segmenter.segment("ct", &frame, &Prompts { bbox: Some([10.0, 5.0, 120.0, 120.0]), points: vec![] });
+    let first = segmenter.segment("ct", &frame, &Prompts { bbox: Some([10.0, 5.0, 120.0, 120.0]), points: vec![] }).unwrap();
     assert!(!first.timings.cached);
     let point = PointPrompt { x: 64.0, y: 64.0, positive: true };
-    let second = segmenter.segment("ct", &frame, &Prompts { bbox: None, points: vec![point] });
+    let second = segmenter.segment("ct", &frame, &Prompts { bbox: None, points: vec![point] }).unwrap();
     assert!(second.timings.cached, "a second prompt on the same image must reuse the embedding");
     assert_ne!(first.mask, second.mask);
 }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::fixture;
+use common::window::{fill_at, open_path, propose, set_modality, wait_for_engine, wait_for_load, wait_for_training};
 use delightsam::app::{AnnotatorApp, AppOptions, AppPaths, Phase, SourceStatus, Tab, model_label};
 use delightsam::engine::worker::ResultKind;
 use delightsam::model::backend::BackendKind;
@@ -32,7 +33,7 @@ fn until(harness: &mut Harness<'_, AnnotatorApp>, what: &str, timeout: Duration,
     let deadline = Instant::now() + timeout;
     while !done(harness.state()) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        harness.state_mut().wait_for_training(Duration::from_millis(100));
+        wait_for_training(harness, Duration::from_millis(100));
         harness.step();
     }
 }
@@ -43,25 +44,25 @@ fn shows(harness: &Harness<'_, AnnotatorApp>, text: &str) -> bool {
 }
 
 fn steps(app: &AnnotatorApp) -> usize {
-    app.trainer().run.as_ref().map_or(0, |r| r.step_losses.len())
+    app.train.run.as_ref().map_or(0, |r| r.progress.step_losses.len())
 }
 
 fn phase_is_done(app: &AnnotatorApp) -> bool {
-    app.trainer().run.as_ref().is_some_and(|r| !r.is_running())
+    app.train.run.as_ref().is_some_and(|r| !r.is_running())
 }
 
 /// The nuclei folder added in the tab, checked, with the settings of a short run.
 fn ready_to_train(harness: &mut Harness<'_, AnnotatorApp>, epochs: usize) {
     click(harness, "Train");
     assert_eq!(harness.state().tab(), Tab::Train);
-    harness.state_mut().add_training_folder(fixture("train/nuclei"), None);
+    harness.state_mut().train.add_folder(fixture("train/nuclei"), None);
     until(harness, "the folder check", Duration::from_secs(30), |app| {
-        app.trainer().sources.iter().all(|s| s.status != SourceStatus::Checking)
+        app.train.form.sources.iter().all(|s| s.status != SourceStatus::Checking)
     });
-    let source = &harness.state().trainer().sources[0];
+    let source = &harness.state().train.form.sources[0];
     assert_eq!(source.status, SourceStatus::Ready { images: 3 });
     assert_eq!(source.modality, "microscopy", "read from the folder's dataset.toml");
-    let trainer = harness.state_mut().trainer_mut();
+    let trainer = &mut harness.state_mut().train.form;
     trainer.epochs = epochs;
     trainer.batch_size = 1;
     trainer.learning_rate = 1e-3;
@@ -76,17 +77,17 @@ fn a_short_run_from_the_tab_plots_checkpoints_and_its_model_segments_in_the_anno
     until(&mut harness, "the run to finish", Duration::from_secs(400), phase_is_done);
 
     let app = harness.state();
-    let run = app.trainer().run.as_ref().unwrap();
-    let Phase::Finished(summary) = &run.phase else { panic!("the run failed: {:?}", run.phase) };
+    let run = app.train.run.as_ref().unwrap();
+    let Phase::Finished(summary) = &run.progress.phase else { panic!("the run failed: {:?}", run.progress.phase) };
     assert!(!summary.stopped);
     assert_eq!((summary.epochs_done, summary.steps), (2, 4), "one image is held out: 2 steps per epoch");
-    assert_eq!(run.step_losses.len(), 4, "the loss plot got every step");
-    assert_eq!(run.epoch_losses.len(), 2);
-    assert_eq!(run.dice.len(), 2, "the Dice plot got every epoch");
-    assert!(run.dice.iter().all(|p| (0.0..=1.0).contains(&p[1])));
-    assert!(run.device.as_deref().is_some_and(|d| !d.is_empty()));
-    assert_eq!(run.name, "microscopy-1");
-    let best = run.best_checkpoint();
+    assert_eq!(run.progress.step_losses.len(), 4, "the loss plot got every step");
+    assert_eq!(run.progress.epoch_losses.len(), 2);
+    assert_eq!(run.progress.dice.len(), 2, "the Dice plot got every epoch");
+    assert!(run.progress.dice.iter().all(|p| (0.0..=1.0).contains(&p[1])));
+    assert!(run.progress.device.as_deref().is_some_and(|d| !d.is_empty()));
+    assert_eq!(run.progress.name, "microscopy-1");
+    let best = run.progress.best_checkpoint();
     assert_eq!(best, home.path().join("runs/microscopy-1/best.bpk"));
     for file in ["best.bpk", "best.json", "model.bpk", "metrics.jsonl", "train_config.json"] {
         assert!(home.path().join("runs/microscopy-1").join(file).is_file(), "missing {file}");
@@ -103,14 +104,14 @@ fn a_short_run_from_the_tab_plots_checkpoints_and_its_model_segments_in_the_anno
 
     // And it segments: an automatic proposal with the trained model.
     let image = fixture("train/nuclei/images/cells3d-z30.png");
-    harness.state_mut().open_path(image);
-    harness.state_mut().wait_for_load();
+    open_path(&mut harness, image);
+    wait_for_load(&mut harness);
     harness.run_steps(2);
-    harness.state_mut().set_modality("microscopy");
-    harness.state_mut().propose(false);
-    assert!(harness.state_mut().wait_for_engine(Duration::from_secs(120)), "the proposal came back");
+    set_modality(&mut harness, "microscopy");
+    propose(&mut harness, false);
+    assert!(wait_for_engine(&mut harness, Duration::from_secs(120)), "the proposal came back");
     assert_eq!(harness.state().error(), None);
-    assert_eq!(harness.state().last_inference().map(|l| l.0), Some(ResultKind::Auto));
+    assert_eq!(harness.state().annotate.last_inference().map(|l| l.0), Some(ResultKind::Auto));
 }
 
 #[test]
@@ -123,15 +124,15 @@ fn pause_cancel_resume_and_quitting_during_training() {
 
     // Pause: once the step in flight has ended, no more steps.
     click(&mut harness, "Pause");
-    until(&mut harness, "the pause", Duration::from_secs(60), |app| app.trainer().run.as_ref().is_some_and(|r| r.is_parked()));
+    until(&mut harness, "the pause", Duration::from_secs(60), |app| app.train.run.as_ref().is_some_and(|r| r.is_parked()));
     // The step that ended just before the pause may still be on its way.
     for _ in 0..10 {
-        harness.state_mut().wait_for_training(Duration::from_millis(100));
+        wait_for_training(&mut harness, Duration::from_millis(100));
     }
     let paused_at = steps(harness.state());
     let hold = Instant::now() + Duration::from_secs(3);
     while Instant::now() < hold {
-        harness.state_mut().wait_for_training(Duration::from_millis(100));
+        wait_for_training(&mut harness, Duration::from_millis(100));
         harness.step();
     }
     assert_eq!(steps(harness.state()), paused_at, "no steps while paused");
@@ -144,8 +145,8 @@ fn pause_cancel_resume_and_quitting_during_training() {
     until(&mut harness, "the run to stop", Duration::from_secs(60), phase_is_done);
     let run_dir = home.path().join("runs/microscopy-1");
     {
-        let run = harness.state().trainer().run.as_ref().unwrap();
-        let Phase::Finished(summary) = &run.phase else { panic!("the run failed: {:?}", run.phase) };
+        let run = harness.state().train.run.as_ref().unwrap();
+        let Phase::Finished(summary) = &run.progress.phase else { panic!("the run failed: {:?}", run.progress.phase) };
         assert!(summary.stopped && summary.epochs_done < 50);
         assert!(run_dir.join("model.bpk").is_file() && run_dir.join("state.json").is_file());
     }
@@ -155,19 +156,19 @@ fn pause_cancel_resume_and_quitting_during_training() {
     // Resume from the model list, then quit: the window asks first.
     click(&mut harness, "Resume");
     until(&mut harness, "the resumed run's first step", Duration::from_secs(120), |app| steps(app) >= 1);
-    let run = harness.state().trainer().run.as_ref().unwrap();
-    assert!(run.resumed_from >= 1 && run.step_losses[0][0] as usize > stopped_at, "continues where it stopped");
+    let run = harness.state().train.run.as_ref().unwrap();
+    assert!(run.progress.resumed_from >= 1 && run.progress.step_losses[0][0] as usize > stopped_at, "continues where it stopped");
     harness.state_mut().request_quit();
     harness.run_steps(2);
     assert!(harness.state().is_asking_to_quit());
     click(&mut harness, "Keep training");
-    assert!(!harness.state().is_asking_to_quit() && harness.state().trainer().is_running());
+    assert!(!harness.state().is_asking_to_quit() && harness.state().train.is_running());
     harness.state_mut().request_quit();
     harness.run_steps(2);
     click(&mut harness, "Save checkpoint and quit");
     until(&mut harness, "the checkpoint before quitting", Duration::from_secs(60), |app| app.quit_confirmed());
-    let run = harness.state().trainer().run.as_ref().unwrap();
-    assert!(matches!(&run.phase, Phase::Finished(s) if s.stopped));
+    let run = harness.state().train.run.as_ref().unwrap();
+    assert!(matches!(&run.progress.phase, Phase::Finished(s) if s.stopped));
     assert!(delightsam::train::resumable(&run_dir).is_some(), "quitting left a resumable checkpoint");
 }
 
@@ -182,19 +183,19 @@ fn the_worklist_orders_unannotated_images_by_uncertainty() {
     // One image is annotated already (its mask exported next to it).
     std::fs::copy(fixture("train/nuclei/masks/cells3d-z25.png"), folder.join("cells3d-z25_mask.png")).unwrap();
     let mut harness = app(Some(folder.clone()), home.path());
-    harness.state_mut().wait_for_load();
+    wait_for_load(&mut harness);
     harness.run_steps(2);
-    harness.state_mut().set_modality("microscopy");
+    set_modality(&mut harness, "microscopy");
     click(&mut harness, "Order by uncertainty");
-    assert!(harness.state().is_ranking());
+    assert!(harness.state().annotate.is_ranking());
     let deadline = Instant::now() + Duration::from_secs(180);
-    while harness.state().is_ranking() {
+    while harness.state().annotate.is_ranking() {
         assert!(Instant::now() < deadline, "ranking timed out");
-        harness.state_mut().wait_for_engine(Duration::from_secs(1));
+        wait_for_engine(&mut harness, Duration::from_secs(1));
         harness.step();
     }
     assert_eq!(harness.state().error(), None);
-    let list = harness.state().worklist().unwrap();
+    let list = harness.state().annotate.worklist().unwrap();
     let scores: Vec<Option<f32>> = list.items.iter().map(|p| list.uncertainty.get(p).copied()).collect();
     assert_eq!(list.items.last(), Some(&folder.join("cells3d-z25.png")), "the annotated image goes last");
     assert_eq!(scores[2], None, "annotated images are not scored");
@@ -210,23 +211,23 @@ fn masks_exported_in_the_app_become_a_training_source() {
     let image = home.path().join("slice.png");
     std::fs::copy(fixture("train/nuclei/images/cells3d-z30.png"), &image).unwrap();
     let mut harness = app(Some(image.clone()), home.path());
-    harness.state_mut().wait_for_load();
+    wait_for_load(&mut harness);
     harness.run_steps(2);
     click(&mut harness, "Train");
     click(&mut harness, "Add the masks I exported");
-    assert!(harness.state().trainer().sources.is_empty());
+    assert!(harness.state().train.form.sources.is_empty());
     assert!(harness.state().message().is_some_and(|m| m.contains("no exported masks")), "{:?}", harness.state().message());
 
     click(&mut harness, "Annotate");
-    harness.state_mut().set_modality("microscopy");
-    harness.state_mut().fill_at(10.0, 10.0, 1);
+    set_modality(&mut harness, "microscopy");
+    fill_at(&mut harness, 10.0, 10.0, 1);
     harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::S);
     harness.run_steps(2);
     assert!(home.path().join("slice_mask.png").is_file(), "{:?}", harness.state().error());
 
     click(&mut harness, "Train");
     click(&mut harness, "Add the masks I exported");
-    let sources = &harness.state().trainer().sources;
+    let sources = &harness.state().train.form.sources;
     assert_eq!(sources.len(), 1);
     assert_eq!(sources[0].modality, "microscopy");
     assert_eq!(sources[0].status, SourceStatus::Ready { images: 1 });

@@ -6,6 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::window::{open_path, wait_for_engine, wait_for_load};
 use common::{fixture, shared};
 use delightsam::app::{AnnotatorApp, AppOptions, AppPaths, Tool};
 use delightsam::engine::worker::ResultKind;
@@ -27,13 +28,13 @@ fn app<'a>(file: Option<PathBuf>, home: &Path, render: bool) -> Harness<'a, Anno
 }
 
 fn opened(harness: &mut Harness<'_, AnnotatorApp>) {
-    harness.state_mut().wait_for_load();
+    wait_for_load(harness);
     harness.run_steps(3);
     assert_eq!(harness.state().error(), None);
 }
 
 fn screen(harness: &Harness<'_, AnnotatorApp>, x: f32, y: f32) -> Pos2 {
-    harness.state().screen_pos(x, y).expect("the image was drawn")
+    harness.state().annotate.screen_pos(x, y).expect("the image was drawn")
 }
 
 /// A real pointer drag between two image points, in small moves, one frame each.
@@ -83,7 +84,7 @@ fn the_window_shows_a_dicom_image() {
     let home = tempfile::tempdir().unwrap();
     let mut harness = app(Some(fixture("dicom/CT_small.dcm")), home.path(), true);
     opened(&mut harness);
-    let (source, frame) = harness.state().shown().expect("an image is shown");
+    let (source, frame) = harness.state().annotate.shown().expect("an image is shown");
     assert_eq!((source.meta().rows, frame), (128, 0));
     harness.get_by_label_contains("CT_small.dcm");
 
@@ -103,16 +104,16 @@ fn the_window_shows_a_dicom_image() {
 
     // Window/level is applied when drawing: a window far above every value shows black.
     let (min, max) = {
-        let frame = harness.state().shown().unwrap().0.frame(0).unwrap();
+        let frame = harness.state().annotate.shown().unwrap().0.frame(0).unwrap();
         let stats = frame.stats();
         (stats.min, stats.max)
     };
-    harness.state_mut().set_window(delightsam::imaging::Window::new(f64::from(max) + 1000.0, 10.0));
+    harness.state_mut().annotate.set_window(delightsam::imaging::Window::new(f64::from(max) + 1000.0, 10.0));
     harness.run_steps(2);
     let dark = harness.render().expect("render");
     let p = screen(&harness, 64.0, 64.0);
     assert!(dark.get_pixel((p.x * ppp) as u32, (p.y * ppp) as u32).0[0] < 5, "window above the data ({min}..{max}) shows black");
-    harness.state_mut().set_window(delightsam::imaging::Window::new(f64::from(min) - 1000.0, 10.0));
+    harness.state_mut().annotate.set_window(delightsam::imaging::Window::new(f64::from(min) - 1000.0, 10.0));
     harness.run_steps(2);
     let bright = harness.render().expect("render");
     assert!(bright.get_pixel((p.x * ppp) as u32, (p.y * ppp) as u32).0[0] > 250, "window below the data shows white");
@@ -122,15 +123,15 @@ fn the_window_shows_a_dicom_image() {
 fn the_window_reports_a_bad_file_and_keeps_running() {
     let home = tempfile::tempdir().unwrap();
     let mut harness = app(Some(fixture("bad/not_an_image.png")), home.path(), false);
-    harness.state_mut().wait_for_load();
+    wait_for_load(&mut harness);
     harness.run_steps(3);
     let error = harness.state().error().expect("an error is shown").to_string();
     assert!(error.contains("not_an_image.png"), "{error}");
     harness.get_by_label_contains("not a supported image");
 
-    harness.state_mut().open_path(fixture("dicom/MR_small.dcm"));
+    open_path(&mut harness, fixture("dicom/MR_small.dcm"));
     opened(&mut harness);
-    assert!(harness.state().shown().is_some());
+    assert!(harness.state().annotate.shown().is_some());
 }
 
 /// Paint a stroke, undo, redo, export with Ctrl+S, and read the PNG back; the overlay shows in
@@ -143,16 +144,16 @@ fn paint_undo_redo_export_and_restore() {
     let mut harness = app(Some(image.clone()), home.path(), true);
     opened(&mut harness);
     let (w, h) = {
-        let mask = harness.state().mask().unwrap();
+        let mask = harness.state().annotate.mask().unwrap();
         (mask.width(), mask.height())
     };
 
     harness.key_press(Key::B);
     harness.step();
-    assert_eq!(harness.state().tool(), Tool::Brush);
+    assert_eq!(harness.state().annotate.tool(), Tool::Brush);
     harness.state_mut().settings_mut().brush_radius = 4.0;
     drag(&mut harness, pos2(30.0, 40.0), pos2(120.0, 40.0), Modifiers::NONE);
-    let painted = harness.state().mask().unwrap().clone();
+    let painted = harness.state().annotate.mask().unwrap().clone();
     for x in (32..118).step_by(4) {
         assert_eq!(painted.get(x, 40), Some(1), "the stroke covers x={x}");
     }
@@ -171,10 +172,10 @@ fn paint_undo_redo_export_and_restore() {
 
     harness.key_press_modifiers(Modifiers::COMMAND, Key::Z);
     harness.step();
-    assert_eq!(harness.state().mask().unwrap().foreground_count(), 0, "undo removes the stroke");
+    assert_eq!(harness.state().annotate.mask().unwrap().foreground_count(), 0, "undo removes the stroke");
     harness.key_press_modifiers(Modifiers::COMMAND | Modifiers::SHIFT, Key::Z);
     harness.step();
-    assert_eq!(harness.state().mask().unwrap(), &painted, "redo brings it back exactly");
+    assert_eq!(harness.state().annotate.mask().unwrap(), &painted, "redo brings it back exactly");
 
     harness.key_press_modifiers(Modifiers::COMMAND, Key::S);
     harness.step();
@@ -190,11 +191,11 @@ fn paint_undo_redo_export_and_restore() {
     assert!(image::open(&image).is_ok(), "the source is untouched");
 
     // A restart restores the work in progress.
-    harness.state().flush_autosave();
+    harness.state().annotate.flush_autosave();
     drop(harness);
     let mut again = app(Some(image), home.path(), false);
     opened(&mut again);
-    assert_eq!(again.state().mask().unwrap(), &painted);
+    assert_eq!(again.state().annotate.mask().unwrap(), &painted);
 }
 
 #[test]
@@ -202,32 +203,32 @@ fn lasso_fill_and_eraser_edit_the_mask() {
     let home = tempfile::tempdir().unwrap();
     let mut harness = app(Some(fixture("raster/cells3d-z30.png")), home.path(), false);
     opened(&mut harness);
-    harness.state_mut().set_tool(Tool::Lasso);
+    harness.state_mut().annotate.set_tool(Tool::Lasso);
     // A right triangle with legs of 60 px: about 1800 px inside.
     drag_path(&mut harness, &[pos2(100.0, 100.0), pos2(160.0, 100.0), pos2(100.0, 160.0)], Modifiers::NONE);
-    let lasso = harness.state().mask().unwrap().foreground_count();
+    let lasso = harness.state().annotate.mask().unwrap().foreground_count();
     assert!((1700..2000).contains(&lasso), "lasso filled {lasso} px");
-    assert_eq!(harness.state().mask().unwrap().get(110, 110), Some(1));
-    assert_eq!(harness.state().mask().unwrap().get(150, 150), Some(0));
+    assert_eq!(harness.state().annotate.mask().unwrap().get(110, 110), Some(1));
+    assert_eq!(harness.state().annotate.mask().unwrap().get(150, 150), Some(0));
 
     // Brush a closed ring, then fill its inside with one click.
-    harness.state_mut().set_tool(Tool::Brush);
+    harness.state_mut().annotate.set_tool(Tool::Brush);
     harness.state_mut().settings_mut().brush_radius = 2.0;
     for (from, to) in [((30.0, 30.0), (90.0, 30.0)), ((90.0, 30.0), (90.0, 90.0)), ((90.0, 90.0), (30.0, 90.0)), ((30.0, 90.0), (30.0, 30.0))] {
         drag(&mut harness, pos2(from.0, from.1), pos2(to.0, to.1), Modifiers::NONE);
     }
-    let ring = harness.state().mask().unwrap().foreground_count() - lasso;
-    harness.state_mut().set_tool(Tool::Fill);
+    let ring = harness.state().annotate.mask().unwrap().foreground_count() - lasso;
+    harness.state_mut().annotate.set_tool(Tool::Fill);
     click(&mut harness, 60.0, 60.0);
     harness.run_steps(1);
-    let filled = harness.state().mask().unwrap().foreground_count() - lasso;
+    let filled = harness.state().annotate.mask().unwrap().foreground_count() - lasso;
     assert!(filled > ring + 2500, "fill: {ring} → {filled}");
-    assert_eq!(harness.state().mask().unwrap().get(60, 60), Some(1));
+    assert_eq!(harness.state().annotate.mask().unwrap().get(60, 60), Some(1));
 
-    harness.state_mut().set_tool(Tool::Eraser);
+    harness.state_mut().annotate.set_tool(Tool::Eraser);
     harness.state_mut().settings_mut().brush_radius = 6.0;
     drag(&mut harness, pos2(40.0, 60.0), pos2(80.0, 60.0), Modifiers::NONE);
-    assert_eq!(harness.state().mask().unwrap().get(60, 60), Some(0), "erased");
+    assert_eq!(harness.state().annotate.mask().unwrap().get(60, 60), Some(0), "erased");
 }
 
 /// A box around a PH2 lesion (from its expert mask) gives a lesion mask, on the CPU engine
@@ -247,22 +248,22 @@ fn a_box_prompt_on_a_ph2_image_segments_the_lesion() {
             }
         }
     }
-    harness.state_mut().set_tool(Tool::Box);
+    harness.state_mut().annotate.set_tool(Tool::Box);
     drag(&mut harness, pos2(x0 as f32, y0 as f32), pos2(x1 as f32, y1 as f32), Modifiers::NONE);
-    assert!(harness.state().engine_busy(), "the request went to the engine");
+    assert!(harness.state().annotate.engine_busy(), "the request went to the engine");
     harness.step();
-    assert!(harness.state_mut().wait_for_engine(Duration::from_secs(300)), "the engine answered");
+    assert!(wait_for_engine(&mut harness, Duration::from_secs(300)), "the engine answered");
     harness.run_steps(2);
     assert_eq!(harness.state().error(), None);
-    let mask = harness.state().mask().unwrap();
+    let mask = harness.state().annotate.mask().unwrap();
     let dice = metrics::dice(mask.labels(), truth.labels());
     assert!(dice > 0.85, "Dice with the expert mask {dice:.3}");
-    assert!(harness.state().last_inference().is_some());
+    assert!(harness.state().annotate.last_inference().is_some());
     harness.get_by_label_contains("LiteMedSAM on cpu");
     // The AI result is one undo step.
     harness.key_press_modifiers(Modifiers::COMMAND, Key::Z);
     harness.step();
-    assert_eq!(harness.state().mask().unwrap().foreground_count(), 0);
+    assert_eq!(harness.state().annotate.mask().unwrap().foreground_count(), 0);
 }
 
 #[test]
@@ -273,9 +274,9 @@ fn a_folder_opens_as_a_worklist_and_page_down_moves_on() {
     copy_to(work.path(), &fixture("raster/cells3d-z30.png"));
     let mut harness = app(Some(work.path().to_path_buf()), home.path(), false);
     opened(&mut harness);
-    let name = |h: &Harness<'_, AnnotatorApp>| h.state().shown().unwrap().0.path().file_name().unwrap().to_string_lossy().into_owned();
+    let name = |h: &Harness<'_, AnnotatorApp>| h.state().annotate.shown().unwrap().0.path().file_name().unwrap().to_string_lossy().into_owned();
     assert_eq!(name(&harness), "cells3d-z30.png");
-    assert_eq!(harness.state().worklist().unwrap().items.len(), 2);
+    assert_eq!(harness.state().annotate.worklist().unwrap().items.len(), 2);
     harness.key_press(Key::PageDown);
     harness.step();
     opened(&mut harness);
@@ -308,43 +309,43 @@ fn automatic_proposal_patch_grid_and_point_prompts() {
     let dice = |mask: &Mask| metrics::dice(mask.labels(), truth.labels());
     harness.key_press(Key::A);
     harness.step();
-    assert!(harness.state_mut().wait_for_engine(Duration::from_secs(300)));
+    assert!(wait_for_engine(&mut harness, Duration::from_secs(300)));
     harness.run_steps(2);
     assert_eq!(harness.state().error(), None);
-    let proposal = harness.state().mask().unwrap().clone();
+    let proposal = harness.state().annotate.mask().unwrap().clone();
     assert!(dice(&proposal) > 0.9, "automatic proposal Dice {:.3}", dice(&proposal));
     harness.get_by_label_contains("De-LightSAM on cpu");
 
     // Switch on a grid cell far from the lesion (top-left corner): the proposal re-runs with the
     // edited grid (the model reports the grid it used).
-    let grid = harness.state().patch_grid().expect("the proposal's grid").clone();
+    let grid = harness.state().annotate.patch_grid().expect("the proposal's grid").clone();
     assert_eq!(grid.get(0, 0), Some(0), "the corner is not part of the lesion");
     harness.key_press(Key::T);
     harness.step();
-    assert_eq!(harness.state().tool(), Tool::Grid);
+    assert_eq!(harness.state().annotate.tool(), Tool::Grid);
     click(&mut harness, 12.0, 12.0);
-    assert!(harness.state_mut().wait_for_engine(Duration::from_secs(300)));
+    assert!(wait_for_engine(&mut harness, Duration::from_secs(300)));
     harness.run_steps(2);
-    let steered = harness.state().mask().unwrap().clone();
-    let used = harness.state().patch_grid().unwrap();
+    let steered = harness.state().annotate.mask().unwrap().clone();
+    let used = harness.state().annotate.patch_grid().unwrap();
     assert_eq!(used.get(0, 0), Some(1), "the edited cell went through the model");
     assert_eq!(used.foreground_count(), grid.foreground_count() + 1);
     assert!(dice(&steered) > 0.8, "one extra cell does not wreck the mask");
 
     // A positive point in the lesion (LiteMedSAM) replaces the mask; undo goes back one step.
-    harness.state_mut().set_tool(Tool::Points);
+    harness.state_mut().annotate.set_tool(Tool::Points);
     click(&mut harness, 354.0, 303.0);
-    assert!(harness.state_mut().wait_for_engine(Duration::from_secs(300)));
+    assert!(wait_for_engine(&mut harness, Duration::from_secs(300)));
     harness.run_steps(2);
-    let pointed = harness.state().mask().unwrap().clone();
+    let pointed = harness.state().annotate.mask().unwrap().clone();
     // LiteMedSAM was trained on boxes; a lone point gives a weak mask, so only check that the
     // prompt round trip happened and replaced the mask.
     println!("point prompt: {} px, Dice {:.3}", pointed.foreground_count(), dice(&pointed));
-    assert!(matches!(harness.state().last_inference(), Some((ResultKind::Prompt, _))));
+    assert!(matches!(harness.state().annotate.last_inference(), Some((ResultKind::Prompt, _))));
     assert!(pointed.foreground_count() != steered.foreground_count());
     harness.key_press_modifiers(Modifiers::COMMAND, Key::Z);
     harness.step();
-    assert!(harness.state().mask().unwrap() == &steered, "undo restores the steered proposal");
+    assert!(harness.state().annotate.mask().unwrap() == &steered, "undo restores the steered proposal");
 }
 
 /// Zoom about the cursor, middle-button pan, window/level by right-drag, and frames of a
@@ -354,7 +355,7 @@ fn zoom_pan_window_level_and_frames() {
     let home = tempfile::tempdir().unwrap();
     let mut harness = app(Some(fixture("dicom/emri_small.dcm")), home.path(), false);
     opened(&mut harness);
-    assert_eq!(harness.state().shown().unwrap().0.meta().frames, 10);
+    assert_eq!(harness.state().annotate.shown().unwrap().0.meta().frames, 10);
 
     // Zoom ×2 about the image point (20, 30): that point stays under the cursor.
     let anchor = screen(&harness, 20.0, 30.0);
@@ -387,7 +388,7 @@ fn zoom_pan_window_level_and_frames() {
     assert!((moved - egui::vec2(50.0, 30.0)).length() < 12.0, "panned by {moved:?}");
 
     // Right-drag to the right widens the window.
-    let width = harness.state().window().unwrap().width;
+    let width = harness.state().annotate.window().unwrap().width;
     let at = screen(&harness, 32.0, 32.0);
     harness.hover_at(at);
     harness.step();
@@ -397,19 +398,19 @@ fn zoom_pan_window_level_and_frames() {
         harness.step();
     }
     press(&mut harness, at + egui::vec2(100.0, 0.0), egui::PointerButton::Secondary, false);
-    assert!(harness.state().window().unwrap().width > width, "window width {width} → {}", harness.state().window().unwrap().width);
+    assert!(harness.state().annotate.window().unwrap().width > width, "window width {width} → {}", harness.state().annotate.window().unwrap().width);
 
     // Paint on frame 0, go to frame 3 (its own, empty mask), and back: the stroke is there.
-    harness.state_mut().set_tool(Tool::Brush);
+    harness.state_mut().annotate.set_tool(Tool::Brush);
     harness.state_mut().settings_mut().brush_radius = 3.0;
     drag(&mut harness, pos2(20.0, 20.0), pos2(40.0, 20.0), Modifiers::NONE);
-    let painted = harness.state().mask().unwrap().clone();
+    let painted = harness.state().annotate.mask().unwrap().clone();
     assert!(painted.foreground_count() > 50);
-    harness.state_mut().show_frame(3);
+    harness.state_mut().annotate.show_frame(3);
     opened(&mut harness);
-    assert_eq!(harness.state().shown().unwrap().1, 3);
-    assert_eq!(harness.state().mask().unwrap().foreground_count(), 0);
-    harness.state_mut().show_frame(0);
+    assert_eq!(harness.state().annotate.shown().unwrap().1, 3);
+    assert_eq!(harness.state().annotate.mask().unwrap().foreground_count(), 0);
+    harness.state_mut().annotate.show_frame(0);
     opened(&mut harness);
-    assert!(harness.state().mask().unwrap() == &painted, "frame 0's stroke comes back");
+    assert!(harness.state().annotate.mask().unwrap() == &painted, "frame 0's stroke comes back");
 }

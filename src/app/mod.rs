@@ -4,28 +4,32 @@
 //! an editable patch grid with De-LightSAM) and export. Train tab: fine-tune De-LightSAM on
 //! folders or on the exported masks, watch it learn, use the result. Files are read, models run
 //! and train on background threads; the UI thread never waits for them.
+//!
+//! Structure (as in egui's demo app and rerun's viewer): `shell` owns the two tabs and the
+//! `context::Shared` state they both use (settings, paths, status line, engine handle), routes
+//! the `context::Command`s one tab sends for the other, and asks before closing. Each tab owns its
+//! state and its widgets; neither imports the other. Background work goes through
+//! `background::Background`.
 
-mod annotator;
-mod autosave;
-mod canvas;
-mod document;
+pub mod annotate;
+mod background;
+pub mod context;
 mod export_log;
-mod gpu_view;
-mod history;
-mod loader;
-mod panels;
 mod settings;
-pub mod tools;
-mod trainer_tab;
-mod worklist;
+mod shell;
+pub mod train_tab;
+mod widgets;
 
 use std::path::PathBuf;
 
-pub use annotator::{AnnotatorApp, AppOptions, Tab, Tool};
+pub use annotate::tools::{self, Tool};
+pub use annotate::{AnnotateTab, ItemState, Worklist, export_path};
+pub use context::{Command, Shared, Tab};
 pub use export_log::{ExportLog, ExportRecord};
-pub use trainer_tab::{Phase, Run, Source, SourceKind, SourceStatus, TrainerState, model_label};
 pub use settings::{AppPaths, Settings};
-pub use worklist::{ItemState, Worklist, export_path};
+pub use shell::{AnnotatorApp, AppOptions};
+pub use train_tab::{Phase, Run, RunProgress, Source, SourceKind, SourceStatus, TrainForm, TrainTab};
+pub use widgets::model_label;
 
 pub const APP_NAME: &str = "De-LightSAM Annotator";
 

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::model::backend::BackendKind;
-use crate::train::job::TrainBackend;
 
 const RECENT: usize = 10;
 
@@ -28,7 +27,7 @@ pub struct Settings {
     /// Models trained in the app (their `best.bpk`), newest first, for the model menu.
     pub trained_models: Vec<PathBuf>,
     /// Where the Trainer tab trains.
-    pub train_backend: TrainBackend,
+    pub train_backend: BackendKind,
 }
 
 impl Default for Settings {
@@ -44,7 +43,7 @@ impl Default for Settings {
             auto_model: None,
             modality: "dermoscopy".into(),
             trained_models: Vec::new(),
-            train_backend: TrainBackend::Cpu,
+            train_backend: BackendKind::Cpu,
         }
     }
 }

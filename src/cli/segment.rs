@@ -9,6 +9,7 @@ use crate::engine::{DynAutoSegmenter, DynSegmenter};
 use crate::imaging::{ImageSource, Mask, write_mask_png};
 use crate::model::backend::BackendKind;
 use crate::model::modality;
+use crate::model::sp_generator::GRID_SIZE;
 use crate::model::weights::{self, Provenance};
 use crate::model::{PointPrompt, Prompts};
 
@@ -68,7 +69,7 @@ fn run_prompted(args: &SegmentArgs, prompts: &Prompts) -> anyhow::Result<()> {
     let record = args.model.clone().unwrap_or_else(weights::default_record_path);
     let mut segmenter = DynSegmenter::load(args.backend, &record)?;
     let key = format!("{}#{}", args.input.display(), args.frame);
-    let result = segmenter.segment(&key, &frame, prompts);
+    let result = segmenter.segment(&key, &frame, prompts)?;
     write_mask_png(&result.mask, &args.out, &args.input).with_context(|| format!("cannot write {}", args.out.display()))?;
     println!(
         "wrote {} ({} of {} pixels inside; predicted IoU {:.3}) on {} [{}]: encode {:.1} ms, decode {:.1} ms",
@@ -137,11 +138,12 @@ fn run_automatic(args: &SegmentArgs) -> anyhow::Result<()> {
         write_mask_png(&result.grid, path, &args.input).with_context(|| format!("cannot write {}", path.display()))?;
     }
     println!(
-        "wrote {} ({} of {} pixels inside; {} of 1024 patches prompted) as {} on {} [{}]: encode {:.1} ms, decode {:.1} ms",
+        "wrote {} ({} of {} pixels inside; {} of {} patches prompted) as {} on {} [{}]: encode {:.1} ms, decode {:.1} ms",
         args.out.display(),
         result.mask.foreground_count(),
         frame.pixel_count(),
         result.grid.foreground_count(),
+        GRID_SIZE * GRID_SIZE,
         segmenter.modalities().name(slot).unwrap_or("?"),
         args.backend,
         segmenter.device_name(),
@@ -213,27 +215,27 @@ fn run_folder(args: &SegmentArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn numbers(text: &str, what: &str) -> Result<Vec<f32>, String> {
+fn numbers(text: &str, what: &str) -> anyhow::Result<Vec<f32>> {
     text.split(',')
-        .map(|v| v.trim().parse::<f32>().map_err(|_| format!("{what}: {v:?} is not a number")))
+        .map(|v| v.trim().parse::<f32>().with_context(|| format!("{what}: {v:?} is not a number")))
         .collect()
 }
 
-fn parse_box(text: &str) -> Result<[f32; 4], String> {
+fn parse_box(text: &str) -> anyhow::Result<[f32; 4]> {
     match numbers(text, "box")?[..] {
         [x0, y0, x1, y1] if x1 > x0 && y1 > y0 => Ok([x0, y0, x1, y1]),
-        [_, _, _, _] => Err("box must be x0,y0,x1,y1 with x1 > x0 and y1 > y0".into()),
-        _ => Err(format!("box must be x0,y0,x1,y1, got {text:?}")),
+        [_, _, _, _] => anyhow::bail!("box must be x0,y0,x1,y1 with x1 > x0 and y1 > y0"),
+        _ => anyhow::bail!("box must be x0,y0,x1,y1, got {text:?}"),
     }
 }
 
-fn parse_point(text: &str) -> Result<PointPrompt, String> {
+fn parse_point(text: &str) -> anyhow::Result<PointPrompt> {
     let (coords, positive) = match text.strip_suffix(",neg") {
         Some(c) => (c, false),
         None => (text.strip_suffix(",pos").unwrap_or(text), true),
     };
     match numbers(coords, "point")?[..] {
         [x, y] => Ok(PointPrompt { x, y, positive }),
-        _ => Err(format!("point must be x,y or x,y,neg, got {text:?}")),
+        _ => anyhow::bail!("point must be x,y or x,y,neg, got {text:?}"),
     }
 }

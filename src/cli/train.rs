@@ -5,11 +5,11 @@ use std::path::PathBuf;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::model::backend::{BackendKind, Cpu, Gpu};
-use crate::train::{Event, Recipe, TrainConfig, train};
+use crate::model::backend::{self, BackendKind};
+use crate::train::{Event, Recipe, TrainConfig, train_on};
 
 /// A dataset folder, optionally with its modality: `DIR` or `DIR=MODALITY`.
-pub fn parse_folder(text: &str) -> Result<(PathBuf, Option<String>), String> {
+pub fn parse_folder(text: &str) -> Result<(PathBuf, Option<String>), std::convert::Infallible> {
     match text.rsplit_once('=') {
         Some((dir, modality)) if !modality.is_empty() && !modality.contains('/') => {
             Ok((PathBuf::from(dir), Some(modality.to_string())))
@@ -58,8 +58,9 @@ pub struct TrainArgs {
     /// Teacher encoder for the full recipe (LiteMedSAM .bpk or .pth); default: LiteMedSAM.
     #[arg(long)]
     pub teacher: Option<PathBuf>,
-    #[arg(long, default_value = "cpu")]
-    pub backend: String,
+    /// Where the model trains.
+    #[arg(long, value_enum, default_value_t = BackendKind::Cpu)]
+    pub backend: BackendKind,
     /// Embedding cache folder (fast recipe); default: the user's cache folder.
     #[arg(long)]
     pub cache: Option<PathBuf>,
@@ -72,6 +73,27 @@ pub struct TrainArgs {
 }
 
 pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
+    let config = train_config(args);
+    let mut progress = Progress { bar: ProgressBar::new(0), last_dice: None };
+    if args.backend == BackendKind::Cuda {
+        say(&progress.bar, format!("training on {}", backend::cuda_device()?));
+    }
+    let control = crate::train::Control::default();
+    let summary = train_on(args.backend, &config, &control, &mut |event: &Event| progress.show(event))?;
+    progress.bar.finish_and_clear();
+    println!(
+        "trained {} epoch(s), {} steps in {:.1} min; best validation Dice {}; model {} (best: {})",
+        summary.epochs_done,
+        summary.steps,
+        summary.seconds / 60.0,
+        summary.best_dice.map(|d| format!("{d:.4}")).unwrap_or_else(|| "-".into()),
+        summary.model.display(),
+        summary.best.display()
+    );
+    Ok(())
+}
+
+fn train_config(args: &TrainArgs) -> TrainConfig {
     let mut config = TrainConfig::new(args.data.clone(), args.out.clone());
     config.recipe = args.recipe;
     config.validation = args.validation.clone();
@@ -90,72 +112,59 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     }
     config.max_steps = args.max_steps;
     config.max_minutes = args.max_minutes;
+    config
+}
 
-    let bar = ProgressBar::new(0);
-    let mut last_dice: Option<f64> = None;
-    let mut on_event = |event: &Event| match event {
-        Event::Preparing { done, total, cached } => {
-            if bar.length() != Some(*total as u64) {
-                bar.set_length(*total as u64);
-                bar.set_style(style("preparing"));
+/// The progress bar, with a line above it per epoch.
+struct Progress {
+    bar: ProgressBar,
+    last_dice: Option<f64>,
+}
+
+impl Progress {
+    fn show(&mut self, event: &Event) {
+        let bar = &self.bar;
+        match event {
+            Event::Preparing { done, total, cached } => {
+                if bar.length() != Some(*total as u64) {
+                    bar.set_length(*total as u64);
+                    bar.set_style(style("preparing"));
+                }
+                bar.set_position(*done as u64);
+                bar.set_message(format!("{cached} embeddings from the cache"));
             }
-            bar.set_position(*done as u64);
-            bar.set_message(format!("{cached} embeddings from the cache"));
+            Event::Started { train, validation, epochs, steps_per_epoch, resumed_from } => {
+                say(bar, format!(
+                    "{train} training and {validation} validation images; {epochs} epoch(s) of {steps_per_epoch} step(s){}",
+                    resumed_from.map(|e| format!("; resuming after epoch {e}")).unwrap_or_default()
+                ));
+                bar.set_length((epochs * steps_per_epoch) as u64);
+                bar.set_position((resumed_from.unwrap_or(0) * steps_per_epoch) as u64);
+                bar.set_style(style("training"));
+            }
+            Event::Step { epoch, loss, .. } => {
+                bar.inc(1);
+                let dice = self.last_dice.map(|d| format!(", val Dice {d:.3}")).unwrap_or_default();
+                bar.set_message(format!("epoch {epoch}, loss {loss:.4}{dice}"));
+            }
+            Event::Epoch(m) => {
+                self.last_dice = m.validation_dice.or(self.last_dice);
+                say(bar, format!(
+                    "epoch {:>3} {:<9} loss {:.4} (mask {:.4}, patch {:.4}, distill {:.4}) val Dice {} lr {:.2e} {:.0} s, {:.2} img/s",
+                    m.epoch,
+                    serde_json::to_value(m.stage).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+                    m.loss,
+                    m.mask_loss,
+                    m.patch_loss,
+                    m.distill_loss,
+                    m.validation_dice.map(|d| format!("{d:.4}")).unwrap_or_else(|| "-".into()),
+                    m.learning_rate,
+                    m.seconds,
+                    m.images_per_second
+                ));
+            }
         }
-        Event::Started { train, validation, epochs, steps_per_epoch, resumed_from } => {
-            say(&bar, format!(
-                "{train} training and {validation} validation images; {epochs} epoch(s) of {steps_per_epoch} step(s){}",
-                resumed_from.map(|e| format!("; resuming after epoch {e}")).unwrap_or_default()
-            ));
-            bar.set_length((epochs * steps_per_epoch) as u64);
-            bar.set_position((resumed_from.unwrap_or(0) * steps_per_epoch) as u64);
-            bar.set_style(style("training"));
-        }
-        Event::Step { epoch, loss, .. } => {
-            bar.inc(1);
-            let dice = last_dice.map(|d| format!(", val Dice {d:.3}")).unwrap_or_default();
-            bar.set_message(format!("epoch {epoch}, loss {loss:.4}{dice}"));
-        }
-        Event::Epoch(m) => {
-            last_dice = m.validation_dice.or(last_dice);
-            say(&bar, format!(
-                "epoch {:>3} {:<9} loss {:.4} (mask {:.4}, patch {:.4}, distill {:.4}) val Dice {} lr {:.2e} {:.0} s, {:.2} img/s",
-                m.epoch,
-                serde_json::to_value(m.stage).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
-                m.loss,
-                m.mask_loss,
-                m.patch_loss,
-                m.distill_loss,
-                m.validation_dice.map(|d| format!("{d:.4}")).unwrap_or_else(|| "-".into()),
-                m.learning_rate,
-                m.seconds,
-                m.images_per_second
-            ));
-        }
-    };
-    let control = crate::train::Control::default();
-    let summary = match args.backend.parse::<BackendKind>() {
-        Ok(BackendKind::Cpu) => train::<burn::backend::Autodiff<Cpu>>(&config, &Default::default(), &control, &mut on_event)?,
-        Ok(BackendKind::Wgpu) => train::<burn::backend::Autodiff<Gpu>>(&config, &Default::default(), &control, &mut on_event)?,
-        #[cfg(feature = "cuda")]
-        Err(_) if args.backend == "cuda" => {
-            let device = crate::train::job::cuda_device().map_err(anyhow::Error::msg)?;
-            say(&bar, format!("training on {device}"));
-            train::<burn::backend::Autodiff<crate::model::backend::Cuda>>(&config, &Default::default(), &control, &mut on_event)?
-        }
-        Err(e) => anyhow::bail!("{e}{}", if cfg!(feature = "cuda") { " (or cuda)" } else { "" }),
-    };
-    bar.finish_and_clear();
-    println!(
-        "trained {} epoch(s), {} steps in {:.1} min; best validation Dice {}; model {} (best: {})",
-        summary.epochs_done,
-        summary.steps,
-        summary.seconds / 60.0,
-        summary.best_dice.map(|d| format!("{d:.4}")).unwrap_or_else(|| "-".into()),
-        summary.model.display(),
-        summary.best.display()
-    );
-    Ok(())
+    }
 }
 
 /// A line above the bar, or plain on stdout when there is no terminal to draw the bar on.

@@ -6,12 +6,14 @@ use std::time::{Duration, Instant};
 
 use burn::prelude::*;
 
+use super::EngineError;
 use super::segmenter::Timings;
 use crate::imaging::{Frame, Mask};
-use crate::model::backend::{BackendKind, Cpu, Gpu};
+use crate::model::backend::{BackendKind, with_backend};
 use crate::model::modality::{ModalityError, ModalityRegistry};
 use crate::model::preprocess::{self, Geometry};
-use crate::model::sp_generator::GRID_SIZE;
+use crate::model::readback;
+use crate::model::sp_generator::{GRID_SIZE, SpGenerator};
 use crate::model::weights::{self, Provenance, WeightsError};
 use crate::model::{DeLightSam, DeLightSamConfig};
 
@@ -29,8 +31,6 @@ pub struct AutoSegmentation {
     pub logits: Vec<f32>,
     /// The 32×32 patch prompt that was used (label 1 = on), over the padded model input.
     pub grid: Mask,
-    /// The SP-Generator's own probabilities per patch (32×32, row-major).
-    pub patch_probabilities: Vec<f32>,
     pub timings: Timings,
 }
 
@@ -80,19 +80,17 @@ impl<B: Backend> AutoSegmenter<B> {
     }
 
     /// Encodes `frame` for `slot` unless that embedding is cached under `key`.
-    pub fn prepare(&mut self, key: &str, frame: &Frame, slot: usize) -> Duration {
+    pub fn prepare(&mut self, key: &str, frame: &Frame, slot: usize) -> Result<Duration, EngineError> {
         if self.cache.as_ref().is_some_and(|c| c.key == key && c.slot == slot) {
-            return Duration::ZERO;
+            return Ok(Duration::ZERO);
         }
         let start = Instant::now();
-        let side = self.config.input_size();
-        let input = preprocess::prepare(frame, side as u32);
-        let tensor = Tensor::<B, 4>::from_data(TensorData::new(input.data, [1, 3, side, side]), &self.device);
+        let (tensor, geometry) = preprocess::prepare(frame, self.config.input_size() as u32).into_tensor::<B>(&self.device);
         let embedding = self.model.encode(tensor, slot);
         let patch_logits = self.model.sp_generator.patch_logits(embedding.clone());
-        let _ = B::sync(&self.device);
-        self.cache = Some(CachedEmbedding { key: key.to_string(), slot, embedding, patch_logits, geometry: input.geometry });
-        start.elapsed()
+        readback::sync::<B>(&self.device, "encoding the image")?;
+        self.cache = Some(CachedEmbedding { key: key.to_string(), slot, embedding, patch_logits, geometry });
+        Ok(start.elapsed())
     }
 
     /// Segments `frame` as modality `slot`; `grid` (32×32, nonzero = on) replaces the generated
@@ -103,38 +101,28 @@ impl<B: Backend> AutoSegmenter<B> {
         frame: &Frame,
         slot: usize,
         grid: Option<&Mask>,
-    ) -> Result<AutoSegmentation, GridSizeError> {
+    ) -> Result<AutoSegmentation, EngineError> {
         if let Some(g) = grid.filter(|g| (g.width(), g.height()) != (GRID_SIZE as u32, GRID_SIZE as u32)) {
-            return Err(GridSizeError { width: g.width(), height: g.height() });
+            return Err(GridSizeError { width: g.width(), height: g.height() }.into());
         }
-        let encode = self.prepare(key, frame, slot);
+        let encode = self.prepare(key, frame, slot)?;
         let start = Instant::now();
         let cache = self.cache.as_ref().expect("prepare fills the cache");
-        let generated_probabilities: Vec<f32> =
-            burn::tensor::activation::sigmoid(cache.patch_logits.clone()).into_data().convert::<f32>().to_vec().unwrap_or_default();
         let grid_tensor = match grid {
             Some(g) => {
                 let cells: Vec<f32> = g.labels().iter().map(|&l| f32::from(u8::from(l != 0))).collect();
                 Tensor::<B, 4>::from_data(TensorData::new(cells, [1, 1, GRID_SIZE, GRID_SIZE]), &self.device)
             }
-            None => crate::model::sp_generator::SpGenerator::grid_from_logits(cache.patch_logits.clone()),
+            None => SpGenerator::grid_from_logits(cache.patch_logits.clone()),
         };
-        let grid_cells: Vec<f32> = grid_tensor.clone().into_data().convert::<f32>().to_vec().unwrap_or_default();
+        let grid_cells = readback::read_f32(grid_tensor.clone(), "patch grid")?;
         let logits = self.model.decode(cache.embedding.clone(), grid_tensor, slot);
-        let logits_side = logits.dims()[2];
-        let mut low: Vec<f32> = logits.into_data().convert::<f32>().to_vec().unwrap_or_default();
-        let input = cache.geometry.input_size as usize;
-        if logits_side != input {
-            // The decoder's 256² output covers the whole (e.g. 1024²) input.
-            low = preprocess::resize_bilinear(&low, logits_side, logits_side, input, input);
-        }
-        let logits = preprocess::logits_to_image(&low, &cache.geometry);
+        let logits = preprocess::logits_at_image_size(logits, &cache.geometry)?;
         let mask = preprocess::mask_from_logits(&logits, &cache.geometry);
         let grid_labels = grid_cells.iter().map(|&v| u8::from(v > 0.5)).collect();
-        let grid = Mask::from_labels(GRID_SIZE as u32, GRID_SIZE as u32, grid_labels)
-            .unwrap_or_else(|| Mask::new(GRID_SIZE as u32, GRID_SIZE as u32));
+        let grid = Mask::from_labels(GRID_SIZE as u32, GRID_SIZE as u32, grid_labels).expect("a grid tensor has GRID_SIZE² cells");
         let timings = Timings { encode, decode: start.elapsed(), cached: encode.is_zero() };
-        Ok(AutoSegmentation { mask, logits, grid, patch_probabilities: generated_probabilities, timings })
+        Ok(AutoSegmentation { mask, logits, grid, timings })
     }
 
     pub fn model(&self) -> &DeLightSam<B> {
@@ -144,19 +132,12 @@ impl<B: Backend> AutoSegmenter<B> {
     /// How unsure the model is about `frame` as modality `slot`: the mean binary entropy of its
     /// mask probabilities over the image (0 = certain everywhere, 1 = a coin toss everywhere).
     /// For active learning; leaves the cached embedding alone.
-    pub fn uncertainty(&self, frame: &Frame, slot: usize) -> f32 {
-        let side = self.config.input_size();
-        let input = preprocess::prepare(frame, side as u32);
-        let tensor = Tensor::<B, 4>::from_data(TensorData::new(input.data, [1, 3, side, side]), &self.device);
+    pub fn uncertainty(&self, frame: &Frame, slot: usize) -> Result<f32, EngineError> {
+        let (tensor, geometry) = preprocess::prepare(frame, self.config.input_size() as u32).into_tensor::<B>(&self.device);
         let embedding = self.model.encode(tensor, slot);
-        let grid = crate::model::sp_generator::SpGenerator::grid_from_logits(self.model.sp_generator.patch_logits(embedding.clone()));
+        let grid = SpGenerator::grid_from_logits(self.model.sp_generator.patch_logits(embedding.clone()));
         let logits = self.model.decode(embedding, grid, slot);
-        let logits_side = logits.dims()[2];
-        let mut low: Vec<f32> = logits.into_data().convert::<f32>().to_vec().unwrap_or_default();
-        if logits_side != side {
-            low = preprocess::resize_bilinear(&low, logits_side, logits_side, side, side);
-        }
-        mean_entropy(&preprocess::logits_to_image(&low, &input.geometry))
+        Ok(mean_entropy(&preprocess::logits_at_image_size(logits, &geometry)?))
     }
 }
 
@@ -174,43 +155,65 @@ pub fn mean_entropy(logits: &[f32]) -> f32 {
     (logits.iter().map(|&l| entropy(l)).sum::<f64>() / logits.len() as f64) as f32
 }
 
-/// An automatic segmenter on a backend chosen at run time.
-pub enum DynAutoSegmenter {
-    Cpu(AutoSegmenter<Cpu>),
-    Wgpu(AutoSegmenter<Gpu>),
+/// What an automatic segmenter offers whatever its backend.
+trait AnyAutoSegmenter: Send {
+    fn modalities(&self) -> &ModalityRegistry;
+    fn provenance(&self) -> &Provenance;
+    fn device_name(&self) -> String;
+    fn segment(&mut self, key: &str, frame: &Frame, slot: usize, grid: Option<&Mask>) -> Result<AutoSegmentation, EngineError>;
+    fn uncertainty(&self, frame: &Frame, slot: usize) -> Result<f32, EngineError>;
 }
 
-macro_rules! each {
-    ($self:ident, $s:ident => $e:expr) => {
-        match $self {
-            DynAutoSegmenter::Cpu($s) => $e,
-            DynAutoSegmenter::Wgpu($s) => $e,
-        }
-    };
+impl<B: Backend> AnyAutoSegmenter for AutoSegmenter<B>
+where
+    Self: Send,
+{
+    fn modalities(&self) -> &ModalityRegistry {
+        AutoSegmenter::modalities(self)
+    }
+
+    fn provenance(&self) -> &Provenance {
+        AutoSegmenter::provenance(self)
+    }
+
+    fn device_name(&self) -> String {
+        AutoSegmenter::device_name(self)
+    }
+
+    fn segment(&mut self, key: &str, frame: &Frame, slot: usize, grid: Option<&Mask>) -> Result<AutoSegmentation, EngineError> {
+        AutoSegmenter::segment(self, key, frame, slot, grid)
+    }
+
+    fn uncertainty(&self, frame: &Frame, slot: usize) -> Result<f32, EngineError> {
+        AutoSegmenter::uncertainty(self, frame, slot)
+    }
 }
+
+/// An automatic segmenter on a backend chosen at run time.
+pub struct DynAutoSegmenter(Box<dyn AnyAutoSegmenter>);
 
 impl DynAutoSegmenter {
-    pub fn load(kind: BackendKind, record: Option<&Path>) -> Result<Self, WeightsError> {
-        Ok(match kind {
-            BackendKind::Cpu => Self::Cpu(AutoSegmenter::load(record, Default::default())?),
-            BackendKind::Wgpu => Self::Wgpu(AutoSegmenter::load(record, Default::default())?),
-        })
+    pub fn load(kind: BackendKind, record: Option<&Path>) -> Result<Self, EngineError> {
+        let segmenter = with_backend!(kind, B => {
+            Box::new(AutoSegmenter::<B>::load(record, Default::default())?) as Box<dyn AnyAutoSegmenter>
+        })?;
+        Ok(Self(segmenter))
     }
 
     pub fn modalities(&self) -> &ModalityRegistry {
-        each!(self, s => s.modalities())
+        self.0.modalities()
     }
 
     pub fn provenance(&self) -> &Provenance {
-        each!(self, s => s.provenance())
+        self.0.provenance()
     }
 
     pub fn device_name(&self) -> String {
-        each!(self, s => s.device_name())
+        self.0.device_name()
     }
 
     pub fn slot(&self, modality: &str) -> Result<usize, ModalityError> {
-        each!(self, s => s.slot(modality))
+        self.modalities().slot(modality)
     }
 
     pub fn segment(
@@ -219,12 +222,12 @@ impl DynAutoSegmenter {
         frame: &Frame,
         slot: usize,
         grid: Option<&Mask>,
-    ) -> Result<AutoSegmentation, GridSizeError> {
-        each!(self, s => s.segment(key, frame, slot, grid))
+    ) -> Result<AutoSegmentation, EngineError> {
+        self.0.segment(key, frame, slot, grid)
     }
 
-    pub fn uncertainty(&self, frame: &Frame, slot: usize) -> f32 {
-        each!(self, s => s.uncertainty(frame, slot))
+    pub fn uncertainty(&self, frame: &Frame, slot: usize) -> Result<f32, EngineError> {
+        self.0.uncertainty(frame, slot)
     }
 }
 

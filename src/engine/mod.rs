@@ -8,3 +8,26 @@ pub mod worker;
 
 pub use auto_segmenter::{AutoSegmentation, AutoSegmenter, DynAutoSegmenter, GridSizeError};
 pub use segmenter::{DynSegmenter, Segmentation, Segmenter, Timings};
+
+use crate::imaging::ImageError;
+use crate::model::backend::CudaUnavailable;
+use crate::model::modality::ModalityError;
+use crate::model::readback::ReadbackError;
+use crate::model::weights::WeightsError;
+
+/// Why a segmenter could not load or answer.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Weights(#[from] WeightsError),
+    #[error(transparent)]
+    Backend(#[from] CudaUnavailable),
+    #[error(transparent)]
+    Readback(#[from] ReadbackError),
+    #[error(transparent)]
+    GridSize(#[from] GridSizeError),
+    #[error(transparent)]
+    Modality(#[from] ModalityError),
+    #[error(transparent)]
+    Image(#[from] ImageError),
+}

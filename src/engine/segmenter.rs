@@ -3,9 +3,11 @@ use std::time::{Duration, Instant};
 
 use burn::prelude::*;
 
+use super::EngineError;
 use crate::imaging::{Frame, Mask};
-use crate::model::backend::{BackendKind, Cpu, Gpu};
+use crate::model::backend::{BackendKind, with_backend};
 use crate::model::preprocess::{self, Geometry};
+use crate::model::readback;
 use crate::model::weights::{self, WeightsError};
 use crate::model::{LiteMedSam, Prompts};
 
@@ -54,39 +56,31 @@ impl<B: Backend> Segmenter<B> {
     }
 
     /// Encodes `frame` unless the cached embedding has the same `key` (e.g. path + frame number).
-    pub fn prepare(&mut self, key: &str, frame: &Frame) -> Duration {
+    pub fn prepare(&mut self, key: &str, frame: &Frame) -> Result<Duration, EngineError> {
         if self.cache.as_ref().is_some_and(|c| c.key == key) {
-            return Duration::ZERO;
+            return Ok(Duration::ZERO);
         }
         let start = Instant::now();
-        let input = preprocess::prepare(frame, INPUT_SIZE);
-        let side = INPUT_SIZE as usize;
-        let tensor = Tensor::<B, 4>::from_data(TensorData::new(input.data, [1, 3, side, side]), &self.device);
+        let (tensor, geometry) = preprocess::prepare(frame, INPUT_SIZE).into_tensor::<B>(&self.device);
         let embedding = self.model.encode(tensor);
         // Wait for the device, so the time measured is the encoder's.
-        let _ = B::sync(&self.device);
-        self.cache = Some(CachedEmbedding { key: key.to_string(), embedding, geometry: input.geometry });
-        start.elapsed()
+        readback::sync::<B>(&self.device, "encoding the image")?;
+        self.cache = Some(CachedEmbedding { key: key.to_string(), embedding, geometry });
+        Ok(start.elapsed())
     }
 
     /// Segments with prompts given in original-image pixels, re-using the cached embedding.
-    pub fn segment(&mut self, key: &str, frame: &Frame, prompts_in_image: &Prompts) -> Segmentation {
-        let encode = self.prepare(key, frame);
+    pub fn segment(&mut self, key: &str, frame: &Frame, prompts_in_image: &Prompts) -> Result<Segmentation, EngineError> {
+        let encode = self.prepare(key, frame)?;
         let start = Instant::now();
         let cache = self.cache.as_ref().expect("prepare fills the cache");
         let prompts = prompts_in_image.to_input_space(&cache.geometry);
         let decoded = self.model.decode(cache.embedding.clone(), &prompts);
-        let logits_256: Vec<f32> = decoded.logits.into_data().convert::<f32>().to_vec().unwrap_or_default();
-        let predicted_iou = decoded.iou.into_data().convert::<f32>().to_vec::<f32>().ok().and_then(|v| v.first().copied());
-        let logits = preprocess::logits_to_image(&logits_256, &cache.geometry);
+        let logits = preprocess::logits_at_image_size(decoded.logits, &cache.geometry)?;
+        let predicted_iou = readback::read_f32(decoded.iou, "predicted IoU")?.first().copied().unwrap_or(f32::NAN);
         let mask = preprocess::mask_from_logits(&logits, &cache.geometry);
         let timings = Timings { encode, decode: start.elapsed(), cached: encode.is_zero() };
-        Segmentation { mask, logits, predicted_iou: predicted_iou.unwrap_or(f32::NAN), timings }
-    }
-
-    /// The cached embedding's values (for tests and tools).
-    pub fn embedding(&self) -> Option<Tensor<B, 4>> {
-        self.cache.as_ref().map(|c| c.embedding.clone())
+        Ok(Segmentation { mask, logits, predicted_iou, timings })
     }
 
     pub fn model(&self) -> &LiteMedSam<B> {
@@ -94,45 +88,50 @@ impl<B: Backend> Segmenter<B> {
     }
 }
 
-/// A segmenter on a backend chosen at run time.
-pub enum DynSegmenter {
-    Cpu(Segmenter<Cpu>),
-    Wgpu(Segmenter<Gpu>),
+/// What a segmenter offers whatever its backend (so [`DynSegmenter`] needs no match per call).
+trait AnySegmenter: Send {
+    fn device_name(&self) -> String;
+    fn prepare(&mut self, key: &str, frame: &Frame) -> Result<Duration, EngineError>;
+    fn segment(&mut self, key: &str, frame: &Frame, prompts: &Prompts) -> Result<Segmentation, EngineError>;
 }
 
-impl DynSegmenter {
-    pub fn load(kind: BackendKind, record: &Path) -> Result<Self, WeightsError> {
-        Ok(match kind {
-            BackendKind::Cpu => Self::Cpu(Segmenter::load(record, Default::default())?),
-            BackendKind::Wgpu => Self::Wgpu(Segmenter::load(record, Default::default())?),
-        })
+impl<B: Backend> AnySegmenter for Segmenter<B>
+where
+    Self: Send,
+{
+    fn device_name(&self) -> String {
+        Segmenter::device_name(self)
     }
 
-    pub fn kind(&self) -> BackendKind {
-        match self {
-            Self::Cpu(_) => BackendKind::Cpu,
-            Self::Wgpu(_) => BackendKind::Wgpu,
-        }
+    fn prepare(&mut self, key: &str, frame: &Frame) -> Result<Duration, EngineError> {
+        Segmenter::prepare(self, key, frame)
+    }
+
+    fn segment(&mut self, key: &str, frame: &Frame, prompts: &Prompts) -> Result<Segmentation, EngineError> {
+        Segmenter::segment(self, key, frame, prompts)
+    }
+}
+
+/// A segmenter on a backend chosen at run time.
+pub struct DynSegmenter(Box<dyn AnySegmenter>);
+
+impl DynSegmenter {
+    pub fn load(kind: BackendKind, record: &Path) -> Result<Self, EngineError> {
+        let segmenter = with_backend!(kind, B => {
+            Box::new(Segmenter::<B>::load(record, Default::default())?) as Box<dyn AnySegmenter>
+        })?;
+        Ok(Self(segmenter))
     }
 
     pub fn device_name(&self) -> String {
-        match self {
-            Self::Cpu(s) => s.device_name(),
-            Self::Wgpu(s) => s.device_name(),
-        }
+        self.0.device_name()
     }
 
-    pub fn prepare(&mut self, key: &str, frame: &Frame) -> Duration {
-        match self {
-            Self::Cpu(s) => s.prepare(key, frame),
-            Self::Wgpu(s) => s.prepare(key, frame),
-        }
+    pub fn prepare(&mut self, key: &str, frame: &Frame) -> Result<Duration, EngineError> {
+        self.0.prepare(key, frame)
     }
 
-    pub fn segment(&mut self, key: &str, frame: &Frame, prompts: &Prompts) -> Segmentation {
-        match self {
-            Self::Cpu(s) => s.segment(key, frame, prompts),
-            Self::Wgpu(s) => s.segment(key, frame, prompts),
-        }
+    pub fn segment(&mut self, key: &str, frame: &Frame, prompts: &Prompts) -> Result<Segmentation, EngineError> {
+        self.0.segment(key, frame, prompts)
     }
 }

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 use std::time::{Duration, Instant};
 
-use super::{DynAutoSegmenter, DynSegmenter};
+use super::{DynAutoSegmenter, DynSegmenter, EngineError};
+use crate::error_chain;
 use crate::imaging::{Frame, Mask};
 use crate::model::Prompts;
 use crate::model::backend::BackendKind;
@@ -144,81 +145,97 @@ impl Engine {
         }
     }
 
+    /// An error for the UI: its message with every cause.
+    fn reply_error(&self, image: Option<ImageId>, error: &(dyn std::error::Error + 'static)) {
+        self.reply(Reply::Error { image, message: error_chain(error) });
+    }
+
     fn handle(&mut self, request: Request) {
         match request {
-            Request::Configure { backend, auto_model } => {
-                if backend != self.backend {
-                    self.prompt_model = None;
-                    self.auto = None;
-                }
-                if auto_model != self.auto_model {
-                    self.auto = None;
-                }
-                self.backend = backend;
-                self.auto_model = auto_model;
-            }
-            Request::Prepare { image, frame } => {
-                if !self.ensure_prompt_model(&image) {
-                    return;
-                }
-                self.reply(Reply::Busy { image: Some(image.clone()), what: "Encoding the image…".into() });
-                let Some(model) = self.prompt_model.as_mut() else { return };
-                let took = model.prepare(&image.key, &frame);
-                self.reply(Reply::Prepared { image, took });
-            }
-            Request::Prompt { image, frame, prompts } => {
-                if !self.ensure_prompt_model(&image) {
-                    return;
-                }
-                self.reply(Reply::Busy { image: Some(image.clone()), what: "Segmenting…".into() });
-                let Some(model) = self.prompt_model.as_mut() else { return };
-                let started = Instant::now();
-                let result = model.segment(&image.key, &frame, &prompts);
-                self.reply(Reply::Mask {
-                    image,
-                    kind: ResultKind::Prompt,
-                    mask: result.mask,
-                    grid: None,
-                    took: started.elapsed(),
-                    encode: result.timings.encode,
-                });
-            }
-            Request::Uncertainty { path, modality } => {
-                // A model that does not load answers with an error (image: None) instead.
-                if !self.ensure_auto_model(None) {
-                    return;
-                }
-                let Some(model) = self.auto.as_ref() else { return };
-                let score = model.slot(&modality).map_err(|e| e.to_string()).and_then(|slot| {
-                    let frame = crate::imaging::ImageSource::open(&path).and_then(|s| s.frame(0)).map_err(|e| e.to_string())?;
-                    Ok(model.uncertainty(&frame, slot))
-                });
-                self.reply(Reply::Uncertainty { path, score });
-            }
-            Request::Auto { image, frame, modality, grid } => {
-                if !self.ensure_auto_model(Some(&image)) {
-                    return;
-                }
-                let Some(model) = self.auto.as_mut() else { return };
-                let slot = match model.slot(&modality) {
-                    Ok(slot) => slot,
-                    Err(e) => return self.reply(Reply::Error { image: Some(image), message: e.to_string() }),
-                };
-                self.reply(Reply::Busy { image: Some(image.clone()), what: format!("Automatic proposal ({modality})…") });
-                let Some(model) = self.auto.as_mut() else { return };
-                let started = Instant::now();
-                match model.segment(&image.key, &frame, slot, grid.as_ref()) {
-                    Ok(result) => self.reply(Reply::Mask {
-                        image,
-                        kind: ResultKind::Auto,
-                        mask: result.mask,
-                        grid: Some(result.grid),
-                        took: started.elapsed(),
-                        encode: result.timings.encode,
-                    }),
-                    Err(e) => self.reply(Reply::Error { image: Some(image), message: e.to_string() }),
-                }
-            }
+            Request::Configure { backend, auto_model } => self.configure(backend, auto_model),
+            Request::Prepare { image, frame } => self.prepare(image, &frame),
+            Request::Prompt { image, frame, prompts } => self.prompt(image, &frame, &prompts),
+            Request::Uncertainty { path, modality } => self.uncertainty(path, &modality),
+            Request::Auto { image, frame, modality, grid } => self.auto(image, &frame, &modality, grid.as_ref()),
+        }
+    }
+
+    fn configure(&mut self, backend: BackendKind, auto_model: Option<PathBuf>) {
+        if backend != self.backend {
+            self.prompt_model = None;
+            self.auto = None;
+        }
+        if auto_model != self.auto_model {
+            self.auto = None;
+        }
+        self.backend = backend;
+        self.auto_model = auto_model;
+    }
+
+    fn prepare(&mut self, image: ImageId, frame: &Frame) {
+        if !self.ensure_prompt_model(&image) {
+            return;
+        }
+        self.reply(Reply::Busy { image: Some(image.clone()), what: "Encoding the image…".into() });
+        let Some(model) = self.prompt_model.as_mut() else { return };
+        match model.prepare(&image.key, frame) {
+            Ok(took) => self.reply(Reply::Prepared { image, took }),
+            Err(e) => self.reply_error(Some(image), &e),
+        }
+    }
+
+    fn prompt(&mut self, image: ImageId, frame: &Frame, prompts: &Prompts) {
+        if !self.ensure_prompt_model(&image) {
+            return;
+        }
+        self.reply(Reply::Busy { image: Some(image.clone()), what: "Segmenting…".into() });
+        let Some(model) = self.prompt_model.as_mut() else { return };
+        let started = Instant::now();
+        match model.segment(&image.key, frame, prompts) {
+            Ok(result) => self.reply(Reply::Mask {
+                image,
+                kind: ResultKind::Prompt,
+                mask: result.mask,
+                grid: None,
+                took: started.elapsed(),
+                encode: result.timings.encode,
+            }),
+            Err(e) => self.reply_error(Some(image), &e),
+        }
+    }
+
+    fn uncertainty(&mut self, path: PathBuf, modality: &str) {
+        // A model that does not load answers with an error (image: None) instead.
+        if !self.ensure_auto_model(None) {
+            return;
+        }
+        let Some(model) = self.auto.as_ref() else { return };
+        let score = first_frame_uncertainty(model, &path, modality).map_err(|e| error_chain(&e));
+        self.reply(Reply::Uncertainty { path, score });
+    }
+
+    fn auto(&mut self, image: ImageId, frame: &Frame, modality: &str, grid: Option<&Mask>) {
+        if !self.ensure_auto_model(Some(&image)) {
+            return;
+        }
+        let Some(model) = self.auto.as_mut() else { return };
+        let slot = match model.slot(modality) {
+            Ok(slot) => slot,
+            Err(e) => return self.reply_error(Some(image), &e),
+        };
+        self.reply(Reply::Busy { image: Some(image.clone()), what: format!("Automatic proposal ({modality})…") });
+        let Some(model) = self.auto.as_mut() else { return };
+        let started = Instant::now();
+        match model.segment(&image.key, frame, slot, grid) {
+            Ok(result) => self.reply(Reply::Mask {
+                image,
+                kind: ResultKind::Auto,
+                mask: result.mask,
+                grid: Some(result.grid),
+                took: started.elapsed(),
+                encode: result.timings.encode,
+            }),
+            Err(e) => self.reply_error(Some(image), &e),
         }
     }
 
@@ -237,7 +254,7 @@ impl Engine {
                     self.prompt_model = Some(model);
                 }
                 Err(e) => {
-                    self.reply(Reply::Error { image: Some(image.clone()), message: e.to_string() });
+                    self.reply_error(Some(image.clone()), &e);
                     return false;
                 }
             }
@@ -263,13 +280,20 @@ impl Engine {
                     self.auto = Some(model);
                 }
                 Err(e) => {
-                    self.reply(Reply::Error { image: image.cloned(), message: e.to_string() });
+                    self.reply_error(image.cloned(), &e);
                     return false;
                 }
             }
         }
         true
     }
+}
+
+/// The mean mask entropy of the first frame of the image file at `path`, as `modality`.
+fn first_frame_uncertainty(model: &DynAutoSegmenter, path: &std::path::Path, modality: &str) -> Result<f32, EngineError> {
+    let slot = model.slot(modality)?;
+    let frame = crate::imaging::ImageSource::open(path)?.frame(0)?;
+    model.uncertainty(&frame, slot)
 }
 
 /// Drops requests for images older than the newest one in the queue, and all but the last

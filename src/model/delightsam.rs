@@ -52,6 +52,26 @@ impl DeLightSamConfig {
     pub fn input_size(&self) -> usize {
         self.image_encoder.img_size
     }
+
+    /// One image's embedding: (channels, side, side), (256, 64, 64) for every shipped size.
+    pub fn embedding_shape(&self) -> [usize; 3] {
+        let side = self.image_encoder.embedding_size();
+        [self.image_encoder.out_channels, side, side]
+    }
+
+    /// Side of the decoder's square mask logits: the embedding upscaled ×4.
+    pub fn mask_size(&self) -> usize {
+        4 * self.image_encoder.embedding_size()
+    }
+}
+
+/// LiteMedSAM's weights fit only TinyViT-5M at its input size.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("LiteMedSAM's weights are for TinyViT-5M at {expected}² input; this config asks for {size}² with dims {dims:?}")]
+pub struct IncompatibleConfig {
+    pub expected: usize,
+    pub size: usize,
+    pub dims: [usize; 4],
 }
 
 /// Which parameters a training step updates (MODEL.md, MDKD).
@@ -124,16 +144,17 @@ impl<B: Backend> DeLightSam<B> {
     /// The starting point before any training: LiteMedSAM's encoder, transformer, upscaling and
     /// positional encoding; every modality's query and hypernetwork from LiteMedSAM's
     /// single-mask token and MLP; controllers and SP-Generator fresh (adding exactly nothing).
-    pub fn from_litemedsam(lite: LiteMedSam<B>, config: &DeLightSamConfig, device: &B::Device) -> Result<Self, String> {
+    pub fn from_litemedsam(lite: LiteMedSam<B>, config: &DeLightSamConfig, device: &B::Device) -> Result<Self, IncompatibleConfig> {
         let lite_encoder = TinyVitConfig::new();
         if config.image_encoder.img_size != lite_encoder.img_size
             || config.image_encoder.embed_dims != lite_encoder.embed_dims
             || config.image_encoder.depths != lite_encoder.depths
         {
-            return Err(format!(
-                "LiteMedSAM's weights are for TinyViT-5M at {}² input; this config asks for {}² with dims {:?}",
-                lite_encoder.img_size, config.image_encoder.img_size, config.image_encoder.embed_dims
-            ));
+            return Err(IncompatibleConfig {
+                expected: lite_encoder.img_size,
+                size: config.image_encoder.img_size,
+                dims: config.image_encoder.embed_dims,
+            });
         }
         let fresh = config.init::<B>(device);
         let slots = config.modalities.slots;

@@ -1,6 +1,6 @@
 //! The models, generic over burn's `Backend`: TinyViT, SAM's prompt encoder, two-way
 //! transformer and mask decoder, LiteMedSAM assembled from them; De-LightSAM's controller,
-//! SP-Generator and QM-Decoder on top; pre/post-processing, weights.
+//! SP-Generator and QM-Decoder on top; pre/post-processing, read-back, weights.
 
 pub mod backend;
 pub mod controller;
@@ -13,6 +13,7 @@ pub mod params;
 pub mod preprocess;
 pub mod prompt_encoder;
 pub mod qm_decoder;
+pub mod readback;
 pub mod sp_generator;
 pub mod tinyvit;
 pub mod transformer;

@@ -3,6 +3,9 @@
 //! `interpolate(mode="bilinear", align_corners=False)`), zero padding bottom/right, grey repeated
 //! to 3 channels. Logits go back the same way: crop the padding, resize to the image, threshold 0.
 
+use burn::prelude::*;
+
+use super::readback::{self, ReadbackError};
 use crate::imaging::{Frame, Mask};
 
 /// Where the image sits inside the square model input.
@@ -36,6 +39,14 @@ impl Geometry {
 pub struct ModelInput {
     pub data: Vec<f32>,
     pub geometry: Geometry,
+}
+
+impl ModelInput {
+    /// The input as a (1, 3, side, side) tensor on `device`, and where the image sits in it.
+    pub fn into_tensor<B: Backend>(self, device: &B::Device) -> (Tensor<B, 4>, Geometry) {
+        let side = self.geometry.input_size as usize;
+        (Tensor::from_data(TensorData::new(self.data, [1, 3, side, side]), device), self.geometry)
+    }
 }
 
 /// Prepares a frame (grey or RGB, any value range) for the encoder.
@@ -95,6 +106,19 @@ pub fn logits_to_image(logits: &[f32], geometry: &Geometry) -> Vec<f32> {
     }
     let (w, h) = (geometry.original.0 as usize, geometry.original.1 as usize);
     resize_bilinear(&cropped, rw, rh, w, h)
+}
+
+/// A decoder's mask logits (1, 1, S, S) → logits at the original size: read back, resized to the
+/// model input when the decoder's grid is coarser (a 256² output over a 1024² input), then
+/// cropped and resized by [`logits_to_image`].
+pub fn logits_at_image_size<B: Backend>(logits: Tensor<B, 4>, geometry: &Geometry) -> Result<Vec<f32>, ReadbackError> {
+    let side = logits.dims()[2];
+    let input = geometry.input_size as usize;
+    let mut low = readback::read_f32(logits, "mask logits")?;
+    if side != input {
+        low = resize_bilinear(&low, side, side, input, input);
+    }
+    Ok(logits_to_image(&low, geometry))
 }
 
 /// Logits at the original size (from [`logits_to_image`]) → a mask, label 1 where positive.

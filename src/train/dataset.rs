@@ -5,13 +5,59 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::imaging::{Frame, ImageSource, Mask};
+use crate::imaging::{Frame, ImageError, ImageSource, Mask};
 use crate::model::modality;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
-    #[error("{}: {} problem(s), nothing was trained:\n  {}", root.display(), problems.len(), problems.join("\n  "))]
-    Problems { root: PathBuf, problems: Vec<String> },
+    #[error("{}: {} problem(s), nothing was trained:\n  {}", root.display(), problems.len(), one_per_line(problems))]
+    Problems { root: PathBuf, problems: Vec<Problem> },
+}
+
+/// One thing wrong with a dataset folder or list. Each message is complete on its own (it
+/// quotes its cause), as the problems are listed one per line.
+#[derive(Debug, thiserror::Error)]
+pub enum Problem {
+    #[error("not a folder")]
+    NotAFolder,
+    #[error("modality {0:?} is not one name; give one with --modality or dataset.toml")]
+    FolderModalityNotOneName(String),
+    #[error("modality {0:?} is not one name")]
+    ListModalityNotOneName(String),
+    #[error("no modality: add dataset.toml with modality = \"…\", or pass --modality")]
+    NoModality,
+    #[error("dataset.toml: {0}")]
+    ReadToml(#[source] std::io::Error),
+    #[error("dataset.toml: {}", .0.message())]
+    ParseToml(#[source] toml::de::Error),
+    #[error("{dir}/ missing or unreadable ({}: {source})", path.display())]
+    Unreadable {
+        dir: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("images/{file}: no mask with the stem {stem:?} in masks/")]
+    NoMask { file: String, stem: String },
+    #[error("masks/{file}: no image with the stem {stem:?} in images/")]
+    NoImage { file: String, stem: String },
+    #[error("no images")]
+    NoImages,
+    #[error(transparent)]
+    Pair(#[from] PairError),
+}
+
+/// Why an image–mask pair cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PairError {
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error("{}: has no frame {frame}", image.display())]
+    NoFrame { image: PathBuf, frame: u32 },
+}
+
+fn one_per_line(problems: &[Problem]) -> String {
+    problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  ")
 }
 
 /// One image (one frame of it) and its mask.
@@ -57,11 +103,11 @@ struct DatasetToml {
 }
 
 /// The folder's own modality: dataset.toml first, then SOURCE.md's `modality:` line.
-fn folder_modality(root: &Path) -> Result<Option<String>, String> {
+fn folder_modality(root: &Path) -> Result<Option<String>, Problem> {
     let toml_path = root.join("dataset.toml");
     if toml_path.is_file() {
-        let text = std::fs::read_to_string(&toml_path).map_err(|e| format!("dataset.toml: {e}"))?;
-        let parsed: DatasetToml = toml::from_str(&text).map_err(|e| format!("dataset.toml: {}", e.message()))?;
+        let text = std::fs::read_to_string(&toml_path).map_err(Problem::ReadToml)?;
+        let parsed: DatasetToml = toml::from_str(&text).map_err(Problem::ParseToml)?;
         if parsed.modality.is_some() {
             return Ok(parsed.modality);
         }
@@ -78,8 +124,8 @@ fn folder_modality(root: &Path) -> Result<Option<String>, String> {
 }
 
 /// Files directly in `dir` by stem (hidden files skipped).
-fn by_stem(dir: &Path) -> Result<BTreeMap<String, PathBuf>, String> {
-    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+fn by_stem(dir: &Path) -> std::io::Result<BTreeMap<String, PathBuf>> {
+    let entries = std::fs::read_dir(dir)?;
     let mut files = BTreeMap::new();
     for entry in entries.flatten() {
         let path = entry.path();
@@ -97,21 +143,21 @@ fn by_stem(dir: &Path) -> Result<BTreeMap<String, PathBuf>, String> {
 /// `decode`, every image and mask is decoded once (so unreadable pixels are found now, not
 /// an hour into training).
 pub fn scan(root: &Path, modality_override: Option<&str>, decode: bool) -> Result<DatasetFolder, DatasetError> {
-    let fail = |problems: Vec<String>| DatasetError::Problems { root: root.to_path_buf(), problems };
+    let fail = |problems: Vec<Problem>| DatasetError::Problems { root: root.to_path_buf(), problems };
     if !root.is_dir() {
-        return Err(fail(vec!["not a folder".into()]));
+        return Err(fail(vec![Problem::NotAFolder]));
     }
     let mut problems = Vec::new();
     let modality = match modality_override.map(|m| Ok(Some(m.to_string()))).unwrap_or_else(|| folder_modality(root)) {
         Ok(Some(name)) => {
             let canonical = modality::canonical(&name);
             if !modality::is_usable_name(&canonical) {
-                problems.push(format!("modality {name:?} is not one name; give one with --modality or dataset.toml"));
+                problems.push(Problem::FolderModalityNotOneName(name));
             }
             canonical
         }
         Ok(None) => {
-            problems.push("no modality: add dataset.toml with modality = \"…\", or pass --modality".into());
+            problems.push(Problem::NoModality);
             String::new()
         }
         Err(e) => {
@@ -119,35 +165,31 @@ pub fn scan(root: &Path, modality_override: Option<&str>, decode: bool) -> Resul
             String::new()
         }
     };
-    let (images, masks) = (root.join("images"), root.join("masks"));
-    let image_files = by_stem(&images).unwrap_or_else(|e| {
-        problems.push(format!("images/ missing or unreadable ({e})"));
-        BTreeMap::new()
-    });
-    let mask_files = by_stem(&masks).unwrap_or_else(|e| {
-        problems.push(format!("masks/ missing or unreadable ({e})"));
-        BTreeMap::new()
-    });
+    let mut files_in = |dir: &'static str| {
+        let path = root.join(dir);
+        by_stem(&path).unwrap_or_else(|source| {
+            problems.push(Problem::Unreadable { dir, path, source });
+            BTreeMap::new()
+        })
+    };
+    let image_files = files_in("images");
+    let mask_files = files_in("masks");
     let mut pairs = Vec::new();
     for (stem, image) in &image_files {
         match mask_files.get(stem) {
             Some(mask) => pairs.push(Pair { stem: stem.clone(), image: image.clone(), mask: mask.clone(), frame: 0 }),
-            None => problems.push(format!("images/{}: no mask with the stem {stem:?} in masks/", file_name(image))),
+            None => problems.push(Problem::NoMask { file: file_name(image), stem: stem.clone() }),
         }
     }
     for (stem, mask) in &mask_files {
         if !image_files.contains_key(stem) {
-            problems.push(format!("masks/{}: no image with the stem {stem:?} in images/", file_name(mask)));
+            problems.push(Problem::NoImage { file: file_name(mask), stem: stem.clone() });
         }
     }
     if image_files.is_empty() && mask_files.is_empty() && problems.is_empty() {
-        problems.push("no images".into());
+        problems.push(Problem::NoImages);
     }
-    for pair in &pairs {
-        if let Err(problem) = check_pair(pair, decode) {
-            problems.push(problem);
-        }
-    }
+    problems.extend(pairs.iter().filter_map(|pair| check_pair(pair, decode).err()).map(Problem::from));
     if !problems.is_empty() {
         return Err(fail(problems));
     }
@@ -160,12 +202,12 @@ pub fn check_list(list: &PairList, decode: bool) -> Result<DatasetFolder, Datase
     let mut problems = Vec::new();
     let modality = modality::canonical(&list.modality);
     if !modality::is_usable_name(&modality) {
-        problems.push(format!("modality {:?} is not one name", list.modality));
+        problems.push(Problem::ListModalityNotOneName(list.modality.clone()));
     }
     if list.pairs.is_empty() {
-        problems.push("no images".into());
+        problems.push(Problem::NoImages);
     }
-    problems.extend(list.pairs.iter().filter_map(|pair| check_pair(pair, decode).err()));
+    problems.extend(list.pairs.iter().filter_map(|pair| check_pair(pair, decode).err()).map(Problem::from));
     if !problems.is_empty() {
         return Err(DatasetError::Problems { root, problems });
     }
@@ -176,24 +218,24 @@ fn file_name(path: &Path) -> String {
     path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
-fn check_pair(pair: &Pair, decode: bool) -> Result<(), String> {
-    let source = ImageSource::open(&pair.image).map_err(|e| e.to_string())?;
+fn check_pair(pair: &Pair, decode: bool) -> Result<(), PairError> {
+    let source = ImageSource::open(&pair.image)?;
     let (w, h) = (source.meta().cols, source.meta().rows);
     if pair.frame >= source.meta().frames {
-        return Err(format!("{}: has no frame {}", pair.image.display(), pair.frame));
+        return Err(PairError::NoFrame { image: pair.image.clone(), frame: pair.frame });
     }
     if decode {
-        source.frame(pair.frame).map_err(|e| e.to_string())?;
+        source.frame(pair.frame)?;
     }
-    let mask = Mask::load(&pair.mask).map_err(|e| e.to_string())?;
-    mask.check_size(&pair.mask, w, h).map_err(|e| e.to_string())
+    let mask = Mask::load(&pair.mask)?;
+    Ok(mask.check_size(&pair.mask, w, h)?)
 }
 
 impl Pair {
-    pub fn load(&self) -> Result<Sample, String> {
-        let frame = ImageSource::open(&self.image).and_then(|s| s.frame(self.frame)).map_err(|e| e.to_string())?;
-        let mut mask = Mask::load(&self.mask).map_err(|e| e.to_string())?;
-        mask.check_size(&self.mask, frame.width, frame.height).map_err(|e| e.to_string())?;
+    pub fn load(&self) -> Result<Sample, ImageError> {
+        let frame = ImageSource::open(&self.image)?.frame(self.frame)?;
+        let mut mask = Mask::load(&self.mask)?;
+        mask.check_size(&self.mask, frame.width, frame.height)?;
         mask.labels_mut().iter_mut().for_each(|l| *l = u8::from(*l != 0));
         Ok(Sample { pair: self.clone(), frame, mask })
     }

@@ -2,89 +2,28 @@
 //! stream and checkpoints as `delightsam train`, with progress sent back over a channel and a
 //! wake-up after each message so the UI repaints.
 
-use std::fmt;
 use std::panic::AssertUnwindSafe;
-use std::sync::OnceLock;
 use std::sync::mpsc::{Receiver, channel};
 use std::thread::JoinHandle;
 
-use burn::backend::Autodiff;
 use burn::prelude::Backend;
 
-use super::trainer::{Control, Event, Summary, TrainConfig, train};
-use crate::model::backend::{Cpu, Gpu};
+use super::config::TrainConfig;
+use super::control::Control;
+use super::error::TrainError;
+use super::trainer::{Event, Summary, train_on};
+use crate::error_chain;
+use crate::model::backend::{self, BackendKind, CudaUnavailable, Gpu};
 
-/// Where a run trains.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TrainBackend {
-    Cpu,
-    Wgpu,
-    /// burn's CUDA backend: only in builds with `--features cuda`, and only with an NVIDIA driver.
-    Cuda,
-}
-
-impl TrainBackend {
-    pub const ALL: [TrainBackend; 3] = [TrainBackend::Cpu, TrainBackend::Wgpu, TrainBackend::Cuda];
-}
-
-impl fmt::Display for TrainBackend {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Cpu => "cpu",
-            Self::Wgpu => "wgpu",
-            Self::Cuda => "cuda",
-        })
-    }
-}
-
-/// Whether CUDA can train here: the device's name, or why not. The first call probes the
-/// device on a throwaway thread (burn's CUDA device panics on first use without a driver) and
-/// may take seconds; later calls return the same answer at once.
+/// Whether CUDA can train here: the device's name, or why not (see
+/// [`backend::cuda_device`], which this words for the UI). The first call may take seconds.
 pub fn cuda_device() -> Result<String, String> {
-    CUDA_PROBE.get_or_init(probe_cuda).clone()
+    backend::cuda_device().map_err(|e| error_chain(&e))
 }
 
 /// The CUDA answer if the probe already ran, without waiting for it.
 pub fn cuda_device_if_probed() -> Option<Result<String, String>> {
-    CUDA_PROBE.get().cloned()
-}
-
-static CUDA_PROBE: OnceLock<Result<String, String>> = OnceLock::new();
-
-#[cfg(feature = "cuda")]
-fn probe_cuda() -> Result<String, String> {
-    use crate::model::backend::Cuda;
-    // SAFETY: these only try to open the shared libraries (cudarc loads them the same way later).
-    if !unsafe { cudarc::driver::sys::is_culib_present() } {
-        return Err("no NVIDIA driver found (libcuda.so.1 is not on the library path)".into());
-    }
-    if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
-        return Err("NVRTC not found (libnvrtc.so from the CUDA toolkit; see the README's CUDA section)".into());
-    }
-    std::thread::spawn(|| {
-        std::panic::catch_unwind(|| {
-            let device = Default::default();
-            let t = burn::tensor::Tensor::<Cuda, 1>::ones([4], &device);
-            let sum: f32 = t.sum().into_scalar();
-            if sum != 4.0 {
-                return Err(format!("the CUDA device computed 1+1+1+1 = {sum}"));
-            }
-            let context = cudarc::driver::CudaContext::new(0).map_err(|e| e.to_string())?;
-            let name = context.name().map_err(|e| e.to_string())?;
-            let memory = context.total_mem().map(|b| format!(", {:.0} GiB", b as f64 / (1u64 << 30) as f64)).unwrap_or_default();
-            Ok(format!("{name}{memory}"))
-        })
-    })
-    .join()
-    .map_err(|_| "the CUDA probe thread failed".to_string())
-    .and_then(|r| r.map_err(|panic| format!("no usable CUDA device: {}", panic_text(panic.as_ref()))))
-    .and_then(|r| r)
-}
-
-#[cfg(not(feature = "cuda"))]
-fn probe_cuda() -> Result<String, String> {
-    Err("this build has no CUDA backend (build with --features cuda; see the README)".to_string())
+    backend::cuda_device_if_probed().map(|answer| answer.map_err(|e| error_chain(&e)))
 }
 
 /// What a running job reports.
@@ -93,7 +32,7 @@ pub enum JobEvent {
     /// The device the run is on.
     Device(String),
     Progress(Event),
-    /// The run ended: finished, stopped (resumable) or failed.
+    /// The run ended: finished, stopped (resumable) or failed (the error with its causes).
     Finished(Result<Summary, String>),
 }
 
@@ -106,7 +45,7 @@ pub struct TrainingJob {
 }
 
 impl TrainingJob {
-    pub fn start(config: TrainConfig, backend: TrainBackend, wake: impl Fn() + Send + 'static) -> Self {
+    pub fn start(config: TrainConfig, backend: BackendKind, wake: impl Fn() + Send + 'static) -> Self {
         let control = Control::default();
         let (outbox, events) = channel();
         let thread_control = control.clone();
@@ -118,7 +57,7 @@ impl TrainingJob {
             };
             let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| run(&config, backend, &thread_control, &send)));
             let result = match outcome {
-                Ok(result) => result,
+                Ok(result) => result.map_err(|e| error_chain(&e)),
                 Err(panic) => Err(format!("the trainer failed: {}", panic_text(panic.as_ref()))),
             };
             send(JobEvent::Finished(result));
@@ -164,11 +103,6 @@ impl TrainingJob {
     pub fn is_stopping(&self) -> bool {
         self.control.is_stopped()
     }
-
-    /// The thread has ended (its `Finished` report may still be unread).
-    pub fn is_finished(&self) -> bool {
-        self.thread.as_ref().is_none_or(|t| t.is_finished())
-    }
 }
 
 impl Drop for TrainingJob {
@@ -180,30 +114,22 @@ impl Drop for TrainingJob {
     }
 }
 
-fn run(config: &TrainConfig, backend: TrainBackend, control: &Control, send: &dyn Fn(JobEvent)) -> Result<Summary, String> {
+fn run(config: &TrainConfig, backend: BackendKind, control: &Control, send: &dyn Fn(JobEvent)) -> Result<Summary, TrainError> {
+    send(JobEvent::Device(device_description(backend)?));
     let mut on_event = |event: &Event| send(JobEvent::Progress(event.clone()));
-    match backend {
-        TrainBackend::Cpu => {
-            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-            send(JobEvent::Device(format!("CPU, {threads} threads (burn flex)")));
-            run_on::<Cpu>(config, control, &mut on_event)
-        }
-        TrainBackend::Wgpu => {
-            send(JobEvent::Device(format!("{} (burn wgpu)", Gpu::name(&Default::default()))));
-            run_on::<Gpu>(config, control, &mut on_event)
-        }
-        #[cfg(feature = "cuda")]
-        TrainBackend::Cuda => {
-            send(JobEvent::Device(cuda_device()?));
-            run_on::<crate::model::backend::Cuda>(config, control, &mut on_event)
-        }
-        #[cfg(not(feature = "cuda"))]
-        TrainBackend::Cuda => Err(cuda_device().err().unwrap_or_default()),
-    }
+    train_on(backend, config, control, &mut on_event)
 }
 
-fn run_on<B: Backend>(config: &TrainConfig, control: &Control, on_event: &mut dyn FnMut(&Event)) -> Result<Summary, String> {
-    train::<Autodiff<B>>(config, &Default::default(), control, on_event).map_err(|e| e.to_string())
+/// What a run on `backend` trains on, in words for the user.
+fn device_description(backend: BackendKind) -> Result<String, CudaUnavailable> {
+    Ok(match backend {
+        BackendKind::Cpu => {
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+            format!("CPU, {threads} threads (burn flex)")
+        }
+        BackendKind::Wgpu => format!("{} (burn wgpu)", Gpu::name(&Default::default())),
+        BackendKind::Cuda => backend::cuda_device()?,
+    })
 }
 
 fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {

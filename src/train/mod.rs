@@ -3,11 +3,19 @@
 
 pub mod augment;
 pub mod cache;
+mod config;
+mod control;
 pub mod dataset;
+mod error;
 pub mod losses;
 pub mod metrics;
+mod prepare;
+mod step;
 pub mod trainer;
 
 pub mod job;
 
-pub use trainer::{Control, Event, EpochMetrics, Recipe, Summary, TrainConfig, TrainError, resumable, train};
+pub use config::{Recipe, TrainConfig};
+pub use control::Control;
+pub use error::TrainError;
+pub use trainer::{Event, EpochMetrics, Summary, resumable, train, train_on};

@@ -1,6 +1,8 @@
 #![allow(dead_code)]
 //! Helpers shared by the integration tests.
 
+pub mod window;
+
 use std::path::PathBuf;
 
 use burn::module::Param;

@@ -174,6 +174,49 @@ pub fn fill_polygon(mask: &mut Mask, points: &[(f32, f32)], label: u8) -> PixelR
     }
 }
 
+/// The Annotate tab's tools: what the primary button does on the image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tool {
+    Brush,
+    Eraser,
+    Fill,
+    Lasso,
+    /// A box prompt for LiteMedSAM.
+    Box,
+    /// Positive (click) and negative (shift-click) points for LiteMedSAM.
+    Points,
+    /// Switch De-LightSAM's 32×32 patch-prompt cells on and off.
+    Grid,
+}
+
+impl Tool {
+    pub const ALL: [Tool; 7] = [Tool::Brush, Tool::Eraser, Tool::Fill, Tool::Lasso, Tool::Box, Tool::Points, Tool::Grid];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Tool::Brush => "Brush",
+            Tool::Eraser => "Eraser",
+            Tool::Fill => "Fill",
+            Tool::Lasso => "Lasso",
+            Tool::Box => "Box prompt",
+            Tool::Points => "Point prompts",
+            Tool::Grid => "Patch grid",
+        }
+    }
+
+    pub fn key(self) -> egui::Key {
+        match self {
+            Tool::Brush => egui::Key::B,
+            Tool::Eraser => egui::Key::E,
+            Tool::Fill => egui::Key::G,
+            Tool::Lasso => egui::Key::L,
+            Tool::Box => egui::Key::R,
+            Tool::Points => egui::Key::P,
+            Tool::Grid => egui::Key::T,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,3 +265,4 @@ mod tests {
         assert!(fill_polygon(&mut mask, &[(1.0, 1.0), (2.0, 2.0)], 1).is_empty());
     }
 }
+

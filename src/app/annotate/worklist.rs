@@ -7,7 +7,7 @@ use super::autosave;
 
 const EXTENSIONS: [&str; 9] = ["dcm", "dicom", "png", "jpg", "jpeg", "tif", "tiff", "bmp", "ima"];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ItemState {
     Untouched,
     /// Work in progress exists (autosaved).
@@ -35,6 +35,9 @@ pub struct Worklist {
     pub uncertainty: HashMap<PathBuf, f32>,
     /// Images still to be scored while a ranking runs.
     pub ranking: Option<Ranking>,
+    /// Each image's state, read from the disk when the folder was opened (and again when the
+    /// export folder changes), then kept up to date by the app's own exports and autosaves.
+    states: HashMap<PathBuf, ItemState>,
 }
 
 #[derive(Debug, Clone)]
@@ -46,8 +49,8 @@ pub struct Ranking {
 
 impl Worklist {
     /// The folder's image files (by extension, or any file without one: DICOM often has none),
-    /// skipping our own exported masks.
-    pub fn scan(folder: &Path) -> std::io::Result<Self> {
+    /// skipping our own exported masks, with their states. Reads the disk: not on the UI thread.
+    pub fn scan(folder: &Path, export_dir: Option<&Path>, autosave_dir: &Path) -> std::io::Result<Self> {
         let mut items: Vec<PathBuf> = std::fs::read_dir(folder)?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.is_file())
@@ -59,7 +62,25 @@ impl Worklist {
             })
             .collect();
         items.sort();
-        Ok(Self { folder: folder.to_path_buf(), items, current: None, uncertainty: HashMap::new(), ranking: None })
+        let states = read_states(&items, export_dir, autosave_dir);
+        Ok(Self { folder: folder.to_path_buf(), items, current: None, uncertainty: HashMap::new(), ranking: None, states })
+    }
+
+    /// An image's state as last known (no disk access).
+    pub fn state_of(&self, path: &Path) -> ItemState {
+        self.states.get(path).copied().unwrap_or(ItemState::Untouched)
+    }
+
+    /// Records a state the app caused (an autosave written, a mask exported); never downgrades.
+    pub fn raise_state(&mut self, path: &Path, state: ItemState) {
+        if let Some(known) = self.states.get_mut(path) {
+            *known = (*known).max(state);
+        }
+    }
+
+    /// States read again (from [`read_states`], after the export folder changed).
+    pub fn set_states(&mut self, states: HashMap<PathBuf, ItemState>) {
+        self.states = states;
     }
 
     pub fn select(&mut self, path: &Path) {
@@ -78,14 +99,14 @@ impl Worklist {
 
     /// Most useful first: images not yet annotated by descending uncertainty, then unscored
     /// ones, then the annotated ones (each group otherwise in name order).
-    pub fn order_by_uncertainty(&mut self, annotated: impl Fn(&Path) -> bool) {
+    pub fn order_by_uncertainty(&mut self) {
         let current = self.current.and_then(|i| self.items.get(i)).cloned();
-        let mut keyed: Vec<(u8, f32, PathBuf)> = self
-            .items
-            .drain(..)
+        let mut keyed: Vec<(u8, f32, PathBuf)> = std::mem::take(&mut self.items)
+            .into_iter()
             .map(|path| {
                 let score = self.uncertainty.get(&path).copied();
-                let group = if annotated(&path) { 2 } else if score.is_some() { 0 } else { 1 };
+                let annotated = self.state_of(&path) != ItemState::Untouched;
+                let group = if annotated { 2 } else if score.is_some() { 0 } else { 1 };
                 (group, score.unwrap_or(0.0), path)
             })
             .collect();
@@ -96,8 +117,8 @@ impl Worklist {
         }
     }
 
-    /// An image's state, its export looked for in `export_dir` (or next to it).
-    pub fn state(path: &Path, export_dir: Option<&Path>, autosave_dir: &Path) -> ItemState {
+    /// An image's state on the disk, its export looked for in `export_dir` (or next to it).
+    pub fn read_state(path: &Path, export_dir: Option<&Path>, autosave_dir: &Path) -> ItemState {
         if export_path(path, export_dir, 0, 1).is_file() {
             ItemState::Exported
         } else if autosave::path_for(autosave_dir, path, 0).is_file() {
@@ -106,6 +127,11 @@ impl Worklist {
             ItemState::Untouched
         }
     }
+}
+
+/// The states of `items` on the disk (see [`Worklist::read_state`]). Not on the UI thread.
+pub fn read_states(items: &[PathBuf], export_dir: Option<&Path>, autosave_dir: &Path) -> HashMap<PathBuf, ItemState> {
+    items.iter().map(|p| (p.clone(), Worklist::read_state(p, export_dir, autosave_dir))).collect()
 }
 
 /// Where a mask for `image` is exported: `<stem>_mask.png` in `dir`, or next to the image.
@@ -128,7 +154,7 @@ mod tests {
         for name in ["b.png", "a.dcm", "a_mask.png", "notes.txt", ".hidden.png", "IM0001"] {
             std::fs::write(dir.path().join(name), b"x").unwrap();
         }
-        let mut list = Worklist::scan(dir.path()).unwrap();
+        let mut list = Worklist::scan(dir.path(), None, &dir.path().join("autosave")).unwrap();
         let names: Vec<String> = list.items.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
         assert_eq!(names, ["IM0001", "a.dcm", "b.png"]);
         assert_eq!(list.step(1), Some(&list.items[0]));
@@ -144,7 +170,8 @@ mod tests {
         list.uncertainty.insert(path("a.dcm"), 0.1);
         list.uncertainty.insert(path("b.png"), 0.3);
         list.uncertainty.insert(path("IM0001"), 0.9);
-        list.order_by_uncertainty(|p| p.ends_with("IM0001"));
+        list.set_states(HashMap::from([(path("IM0001"), ItemState::Exported)]));
+        list.order_by_uncertainty();
         assert_eq!(list.items, [path("b.png"), path("a.dcm"), path("IM0001")]);
         assert_eq!(list.current, Some(0), "the shown image stays selected");
         assert_eq!(export_path(Path::new("/d/x.dcm"), Some(Path::new("/o")), 3, 10), PathBuf::from("/o/x_f3_mask.png"));

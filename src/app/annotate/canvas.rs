@@ -1,13 +1,13 @@
 //! The image area: zoom and pan, window/level by right-drag, the mask overlay, the prompts and
 //! the patch grid, and what each tool does with the pointer.
 
+use eframe::egui_wgpu;
 use egui::{Color32, PointerButton, Pos2, Rect, Sense, Stroke, Vec2, pos2};
 
-use super::annotator::{AnnotatorApp, Tool};
-use super::document::{GRID_CELLS, MASK_COLOR};
-use super::gpu_view::{CompositeCallback, MAX_SIDE};
-use eframe::egui_wgpu;
-use super::tools::{self, FOREGROUND, PixelRect};
+use super::document::{Document, GRID_CELLS, MASK_COLOR};
+use super::gpu_view::{CompositeCallback, MAX_SIDE, SharedUploads};
+use super::tools::{self, FOREGROUND, PixelRect, Tool};
+use crate::app::settings::Settings;
 use crate::imaging::{Mask, Window};
 
 /// Zoom and pan of the image in the panel. `zoom` = screen points per image pixel.
@@ -73,28 +73,79 @@ impl View {
 }
 
 /// A pointer gesture in progress (between press and release).
-pub enum Gesture {
+enum Gesture {
     Stroke { before: Mask, last: Pos2, changed: PixelRect, label: u8 },
     Lasso { points: Vec<Pos2> },
     Box { start: Pos2, end: Pos2 },
 }
 
-impl AnnotatorApp {
-    pub(super) fn canvas_ui(&mut self, ui: &mut egui::Ui, gesture: &mut Option<Gesture>) {
+/// What a gesture on the canvas asks the Annotate tab to do.
+pub enum CanvasAction {
+    /// The mask was edited in place (stroke, lasso, click): one undo step from `before`.
+    Edited { before: Mask, rect: PixelRect },
+    Fill { x: f32, y: f32, label: u8 },
+    Box([f32; 4]),
+    Point { x: f32, y: f32, positive: bool },
+    /// A patch-grid cell was switched: propose again with the edited grid.
+    GridChanged,
+}
+
+/// The image area's own state: view, gesture in progress, pixel under the cursor, GPU uploads.
+pub struct Canvas {
+    pub view: View,
+    gesture: Option<Gesture>,
+    /// Pixel under the cursor: image coordinates and values in modality units.
+    pub hover: Option<(u32, u32, Vec<f32>)>,
+    /// Uploads for the GPU compositor; `None` when egui does not run on wgpu.
+    gpu: Option<SharedUploads>,
+    /// The document whose image the GPU holds.
+    gpu_image: Option<u64>,
+}
+
+impl Canvas {
+    pub fn new(gpu: Option<SharedUploads>) -> Self {
+        Self { view: View::default(), gesture: None, hover: None, gpu, gpu_image: None }
+    }
+
+    /// Draws `doc` and turns the pointer into edits of its mask and actions for the tab.
+    pub fn ui(&mut self, ui: &mut egui::Ui, doc: Option<&mut Document>, tool: Tool, settings: &Settings) -> Option<CanvasAction> {
         self.hover = None;
         let panel = ui.available_rect_before_wrap();
         let response = ui.allocate_rect(panel, Sense::click_and_drag());
         ui.painter().rect_filled(panel, 0.0, Color32::from_gray(16));
         let ctx = ui.ctx().clone();
-        let Some(doc) = &mut self.doc else {
-            *gesture = None;
-            return;
+        let Some(doc) = doc else {
+            self.gesture = None;
+            return None;
         };
         let (w, h) = doc.size();
         let image_rect = self.view.layout(panel, Vec2::new(w as f32, h as f32));
-        let uv = Rect::from_min_max(pos2(0.0, 0.0), pos2(1.0, 1.0));
         let painter = ui.painter_at(panel);
-        let visible = image_rect.intersect(panel);
+        self.paint_image(&ctx, &painter, doc, image_rect.intersect(panel), image_rect, settings);
+        let zoom = self.view.zoom;
+        let to_screen = |p: Pos2| pos2(image_rect.min.x + p.x * zoom, image_rect.min.y + p.y * zoom);
+        paint_prompts(&painter, doc, tool == Tool::Grid, &to_screen);
+
+        let pointer = response.hover_pos();
+        self.hover = pointer.and_then(|p| self.view.image_from_screen(p)).and_then(|at| pixel_at(doc, at));
+        if self.view_input(ui, &response, panel, doc) {
+            self.gesture = None;
+            return None;
+        }
+        if let Some(p) = pointer.filter(|_| matches!(tool, Tool::Brush | Tool::Eraser)) {
+            painter.circle_stroke(p, settings.brush_radius * zoom, Stroke::new(1.0, Color32::from_white_alpha(180)));
+        }
+        let action = self.tool_input(ui, &response, doc, tool, settings.brush_radius);
+        if let Some(g) = &self.gesture {
+            draw_gesture(&painter, g, &to_screen);
+        }
+        action
+    }
+
+    /// The image and its mask: composited on the GPU when egui runs on wgpu, else CPU textures.
+    fn paint_image(&mut self, ctx: &egui::Context, painter: &egui::Painter, doc: &mut Document, visible: Rect, image_rect: Rect, settings: &Settings) {
+        let (w, h) = doc.size();
+        let uv = Rect::from_min_max(pos2(0.0, 0.0), pos2(1.0, 1.0));
         match &self.gpu {
             Some(uploads) if w <= MAX_SIDE && h <= MAX_SIDE => {
                 if let Ok(mut pending) = uploads.lock() {
@@ -114,8 +165,8 @@ impl AnnotatorApp {
                         uploads: uploads.clone(),
                         window: doc.window,
                         invert: doc.source.meta().invert_display,
-                        opacity: self.settings.opacity,
-                        show_mask: self.settings.show_mask,
+                        opacity: settings.opacity,
+                        show_mask: settings.show_mask,
                         mask_color: [r, g, b, 1.0],
                         zoom: self.view.zoom,
                         uv: [to_uv(visible.min), to_uv(visible.max)],
@@ -124,53 +175,19 @@ impl AnnotatorApp {
                 }
             }
             _ => {
-                painter.image(doc.image_texture(&ctx).id(), image_rect, uv, Color32::WHITE);
-                if self.settings.show_mask {
-                    let alpha = (self.settings.opacity * 255.0).round() as u8;
-                    painter.image(doc.mask_texture(&ctx).id(), image_rect, uv, Color32::from_white_alpha(alpha));
+                painter.image(doc.image_texture(ctx).id(), image_rect, uv, Color32::WHITE);
+                if settings.show_mask {
+                    let alpha = (settings.opacity * 255.0).round() as u8;
+                    painter.image(doc.mask_texture(ctx).id(), image_rect, uv, Color32::from_white_alpha(alpha));
                 }
             }
         }
+    }
 
-        let zoom = self.view.zoom;
-        let to_screen = |p: Pos2| pos2(image_rect.min.x + p.x * zoom, image_rect.min.y + p.y * zoom);
-        // The prompts and the patch grid.
-        if let Some([x0, y0, x1, y1]) = doc.prompts.bbox {
-            painter.rect_stroke(Rect::from_two_pos(to_screen(pos2(x0, y0)), to_screen(pos2(x1, y1))), 0.0, Stroke::new(2.0, Color32::YELLOW), egui::StrokeKind::Middle);
-        }
-        for p in &doc.prompts.points {
-            let colour = if p.positive { Color32::GREEN } else { Color32::RED };
-            painter.circle(to_screen(pos2(p.x, p.y)), 5.0, colour, Stroke::new(1.5, Color32::WHITE));
-        }
-        if self.tool == Tool::Grid {
-            let cell = doc.grid_cell_size();
-            let grid = doc.grid.as_ref();
-            for cy in 0..GRID_CELLS {
-                for cx in 0..GRID_CELLS {
-                    let min = to_screen(pos2(cx as f32 * cell, cy as f32 * cell));
-                    let max = to_screen(pos2((cx + 1) as f32 * cell, (cy + 1) as f32 * cell));
-                    let on = grid.and_then(|g| g.get(cx, cy)).unwrap_or(0) != 0;
-                    let r = Rect::from_min_max(min, max);
-                    if on {
-                        painter.rect_filled(r, 0.0, Color32::from_rgba_unmultiplied(60, 160, 255, 70));
-                    }
-                    painter.rect_stroke(r, 0.0, Stroke::new(0.5, Color32::from_white_alpha(40)), egui::StrokeKind::Inside);
-                }
-            }
-        }
-
-        // Pixel under the cursor.
-        let pointer = response.hover_pos();
-        if let Some(at) = pointer.and_then(|p| self.view.image_from_screen(p)) {
-            if at.x >= 0.0 && at.y >= 0.0 {
-                if let Some(values) = doc.frame.value_at(at.x as u32, at.y as u32) {
-                    self.hover = Some((at.x as u32, at.y as u32, values.to_vec()));
-                }
-            }
-        }
-
-        // Zoom (wheel or pinch) about the cursor; pan with the middle button or space + drag.
-        if let Some(p) = pointer {
+    /// Zoom (wheel or pinch) about the cursor, pan (middle button or space + drag), window/level
+    /// (right drag). True while panning: the tools ignore that drag.
+    fn view_input(&mut self, ui: &egui::Ui, response: &egui::Response, panel: Rect, doc: &mut Document) -> bool {
+        if let Some(p) = response.hover_pos() {
             let (scroll, pinch) = ui.input(|i| (i.smooth_scroll_delta.y, i.zoom_delta()));
             let factor = pinch * (scroll * 0.002).exp();
             if (factor - 1.0).abs() > 1e-4 {
@@ -181,8 +198,7 @@ impl AnnotatorApp {
         if response.dragged_by(PointerButton::Middle) || (space && response.dragged_by(PointerButton::Primary)) {
             self.view.pan += response.drag_delta();
             self.view.fitting = false;
-            *gesture = None;
-            return;
+            return true;
         }
         if response.dragged_by(PointerButton::Secondary) {
             let delta = response.drag_delta();
@@ -194,29 +210,21 @@ impl AnnotatorApp {
             );
             doc.set_window(window);
         }
-
-        if let Some(p) = pointer.filter(|_| matches!(self.tool, Tool::Brush | Tool::Eraser)) {
-            painter.circle_stroke(p, self.settings.brush_radius * zoom, Stroke::new(1.0, Color32::from_white_alpha(180)));
-        }
-        self.tool_input(ui, &response, gesture);
-        if let Some(g) = gesture {
-            draw_gesture(&painter, g, &|p| to_screen(p));
-        }
+        false
     }
 
-    fn tool_input(&mut self, ui: &egui::Ui, response: &egui::Response, gesture: &mut Option<Gesture>) {
+    fn tool_input(&mut self, ui: &egui::Ui, response: &egui::Response, doc: &mut Document, tool: Tool, radius: f32) -> Option<CanvasAction> {
         let press_origin = ui.input(|i| i.pointer.press_origin());
         let shift = ui.input(|i| i.modifiers.shift);
-        let image_pos = |p: Option<Pos2>| p.and_then(|p| self.view.image_from_screen(p));
+        let view = &self.view;
+        let image_pos = |p: Option<Pos2>| p.and_then(|p| view.image_from_screen(p));
         let now = image_pos(response.interact_pointer_pos());
-        let radius = self.settings.brush_radius;
 
         if response.drag_started_by(PointerButton::Primary) {
             let start = image_pos(press_origin).or(now);
-            let Some(doc) = &mut self.doc else { return };
-            *gesture = start.and_then(|start| match self.tool {
+            self.gesture = start.and_then(|start| match tool {
                 Tool::Brush | Tool::Eraser => {
-                    let label = if self.tool == Tool::Brush { FOREGROUND } else { 0 };
+                    let label = if tool == Tool::Brush { FOREGROUND } else { 0 };
                     let before = doc.mask.clone();
                     let changed = tools::paint_segment(&mut doc.mask, (start.x, start.y), (start.x, start.y), radius, label);
                     doc.mark_dirty(changed);
@@ -228,7 +236,7 @@ impl AnnotatorApp {
             });
         }
         if response.dragged_by(PointerButton::Primary) {
-            if let (Some(p), Some(g), Some(doc)) = (now, gesture.as_mut(), self.doc.as_mut()) {
+            if let (Some(p), Some(g)) = (now, self.gesture.as_mut()) {
                 match g {
                     Gesture::Stroke { last, changed, label, .. } => {
                         let rect = tools::paint_segment(&mut doc.mask, (last.x, last.y), (p.x, p.y), radius, *label);
@@ -246,55 +254,85 @@ impl AnnotatorApp {
             }
         }
         if response.drag_stopped_by(PointerButton::Primary) {
-            match gesture.take() {
-                Some(Gesture::Stroke { before, changed, .. }) => self.commit_edit(&before, changed),
+            match self.gesture.take() {
+                Some(Gesture::Stroke { before, changed, .. }) => return Some(CanvasAction::Edited { before, rect: changed }),
                 Some(Gesture::Lasso { points }) => {
-                    let Some(doc) = &mut self.doc else { return };
                     let before = doc.mask.clone();
                     let label = if shift { 0 } else { FOREGROUND };
                     let polygon: Vec<(f32, f32)> = points.iter().map(|p| (p.x, p.y)).collect();
                     let rect = tools::fill_polygon(&mut doc.mask, &polygon, label);
-                    self.commit_edit(&before, rect);
+                    return Some(CanvasAction::Edited { before, rect });
                 }
                 Some(Gesture::Box { start, end }) => {
-                    let Some(doc) = &self.doc else { return };
                     let (w, h) = doc.size();
                     let clamp = |v: f32, max: u32| v.clamp(0.0, max as f32 - 1.0);
                     let (x0, x1) = (clamp(start.x.min(end.x), w), clamp(start.x.max(end.x), w));
                     let (y0, y1) = (clamp(start.y.min(end.y), h), clamp(start.y.max(end.y), h));
                     if x1 - x0 >= 2.0 && y1 - y0 >= 2.0 {
-                        self.set_box([x0, y0, x1, y1]);
+                        return Some(CanvasAction::Box([x0, y0, x1, y1]));
                     }
                 }
                 None => {}
             }
         }
         if response.clicked_by(PointerButton::Primary) {
-            let Some(p) = now else { return };
-            match self.tool {
+            let p = now?;
+            return match tool {
                 Tool::Brush | Tool::Eraser => {
-                    let Some(doc) = &mut self.doc else { return };
                     let before = doc.mask.clone();
-                    let label = if self.tool == Tool::Brush { FOREGROUND } else { 0 };
+                    let label = if tool == Tool::Brush { FOREGROUND } else { 0 };
                     let rect = tools::paint_segment(&mut doc.mask, (p.x, p.y), (p.x, p.y), radius, label);
-                    self.commit_edit(&before, rect);
+                    Some(CanvasAction::Edited { before, rect })
                 }
-                Tool::Fill => self.fill_at(p.x, p.y, if shift { 0 } else { FOREGROUND }),
+                Tool::Fill => Some(CanvasAction::Fill { x: p.x, y: p.y, label: if shift { 0 } else { FOREGROUND } }),
                 Tool::Points => {
-                    let inside = self.doc.as_ref().is_some_and(|d| p.x >= 0.0 && p.y >= 0.0 && p.x < d.size().0 as f32 && p.y < d.size().1 as f32);
-                    if inside {
-                        self.add_point(p.x, p.y, !shift);
-                    }
+                    let (w, h) = doc.size();
+                    let inside = p.x >= 0.0 && p.y >= 0.0 && p.x < w as f32 && p.y < h as f32;
+                    inside.then_some(CanvasAction::Point { x: p.x, y: p.y, positive: !shift })
                 }
-                Tool::Grid => {
-                    if self.doc.as_mut().is_some_and(|d| d.toggle_grid_cell(p.x, p.y)) {
-                        self.propose(true);
-                    }
-                }
-                Tool::Lasso | Tool::Box => {}
+                Tool::Grid => doc.toggle_grid_cell(p.x, p.y).then_some(CanvasAction::GridChanged),
+                Tool::Lasso | Tool::Box => None,
+            };
+        }
+        None
+    }
+}
+
+/// The box and point prompts, and the patch grid while its tool is chosen.
+fn paint_prompts(painter: &egui::Painter, doc: &Document, grid_tool: bool, to_screen: &dyn Fn(Pos2) -> Pos2) {
+    if let Some([x0, y0, x1, y1]) = doc.prompts.bbox {
+        painter.rect_stroke(Rect::from_two_pos(to_screen(pos2(x0, y0)), to_screen(pos2(x1, y1))), 0.0, Stroke::new(2.0, Color32::YELLOW), egui::StrokeKind::Middle);
+    }
+    for p in &doc.prompts.points {
+        let colour = if p.positive { Color32::GREEN } else { Color32::RED };
+        painter.circle(to_screen(pos2(p.x, p.y)), 5.0, colour, Stroke::new(1.5, Color32::WHITE));
+    }
+    if !grid_tool {
+        return;
+    }
+    let cell = doc.grid_cell_size();
+    let grid = doc.grid.as_ref();
+    for cy in 0..GRID_CELLS {
+        for cx in 0..GRID_CELLS {
+            let min = to_screen(pos2(cx as f32 * cell, cy as f32 * cell));
+            let max = to_screen(pos2((cx + 1) as f32 * cell, (cy + 1) as f32 * cell));
+            let on = grid.and_then(|g| g.get(cx, cy)).unwrap_or(0) != 0;
+            let r = Rect::from_min_max(min, max);
+            if on {
+                painter.rect_filled(r, 0.0, Color32::from_rgba_unmultiplied(60, 160, 255, 70));
             }
+            painter.rect_stroke(r, 0.0, Stroke::new(0.5, Color32::from_white_alpha(40)), egui::StrokeKind::Inside);
         }
     }
+}
+
+/// The pixel under image point `at`: its coordinates and values in modality units.
+fn pixel_at(doc: &Document, at: Pos2) -> Option<(u32, u32, Vec<f32>)> {
+    if at.x < 0.0 || at.y < 0.0 {
+        return None;
+    }
+    let values = doc.frame.value_at(at.x as u32, at.y as u32)?;
+    Some((at.x as u32, at.y as u32, values.to_vec()))
 }
 
 fn draw_gesture(painter: &egui::Painter, gesture: &Gesture, to_screen: &dyn Fn(Pos2) -> Pos2) {

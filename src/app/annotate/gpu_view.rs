@@ -98,7 +98,7 @@ impl CompositeResources {
         let device = &render_state.device;
         let shader = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some("composite.wgsl"),
-            source: wgpu::ShaderSource::Wgsl(include_str!("../../shaders/composite.wgsl").into()),
+            source: wgpu::ShaderSource::Wgsl(include_str!("../../../shaders/composite.wgsl").into()),
         });
         let texture_entry = |binding, sample_type| wgpu::BindGroupLayoutEntry {
             binding,

@@ -11,9 +11,10 @@ use crate::engine::worker::ImageId;
 use crate::imaging::{Frame, ImageSource, Mask, Window};
 use crate::model::Prompts;
 use crate::model::modality;
+use crate::model::sp_generator::GRID_SIZE;
 
-/// The patch grid De-LightSAM prompts itself with: 32×32 cells over its square input.
-pub const GRID_CELLS: u32 = 32;
+/// The patch grid De-LightSAM prompts itself with: cells per side over its square input.
+pub const GRID_CELLS: u32 = GRID_SIZE as u32;
 
 /// The overlay colour of foreground pixels.
 pub const MASK_COLOR: Color32 = Color32::from_rgb(255, 70, 50);

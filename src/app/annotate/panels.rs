@@ -1,18 +1,36 @@
-//! Menus, the tool panel, the worklist, the status bar and keyboard shortcuts.
+//! The Annotate tab's widgets: its menus, the tool panel, the worklist, the status bar, the
+//! keyboard shortcuts, and the canvas in the middle.
 
 use egui::{Color32, Key, KeyboardShortcut, Modifiers};
 
-use super::annotator::{AnnotatorApp, Tab, Tool};
-use super::trainer_tab::model_label;
-use super::worklist::{ItemState, Worklist};
+use super::AnnotateTab;
+use super::tools::Tool;
+use super::worklist::ItemState;
+use crate::app::context::Shared;
+use crate::app::widgets::{model_label, status_ui};
 use crate::engine::worker::ResultKind;
 use crate::model::backend::BackendKind;
 use crate::model::modality;
 
-const ERROR_COLOR: Color32 = Color32::from_rgb(230, 90, 80);
+impl AnnotateTab {
+    /// The tab's panels and the canvas, with its keyboard shortcuts.
+    pub fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+        let ctx = ui.ctx().clone();
+        self.shortcuts(&ctx, shared);
+        egui::Panel::bottom("status").show(ui, |ui| self.status_ui(ui, shared));
+        egui::Panel::left("tools").resizable(true).default_size(210.0).show(ui, |ui| {
+            egui::ScrollArea::vertical().show(ui, |ui| self.tools_ui(ui, shared));
+        });
+        let action = egui::CentralPanel::default()
+            .frame(egui::Frame::NONE)
+            .show(ui, |ui| self.canvas.ui(ui, self.doc.as_mut(), self.tool, &shared.settings))
+            .inner;
+        if let Some(action) = action {
+            self.apply_canvas(shared, action);
+        }
+    }
 
-impl AnnotatorApp {
-    pub(super) fn shortcuts(&mut self, ctx: &egui::Context) {
+    fn shortcuts(&mut self, ctx: &egui::Context, shared: &mut Shared) {
         if ctx.egui_wants_keyboard_input() {
             return;
         }
@@ -21,13 +39,13 @@ impl AnnotatorApp {
                 || i.consume_shortcut(&KeyboardShortcut::new(Modifiers::COMMAND, Key::Y))
         });
         if redo {
-            self.redo();
+            self.redo(shared);
         }
         if ctx.input_mut(|i| i.consume_shortcut(&KeyboardShortcut::new(Modifiers::COMMAND, Key::Z))) {
-            self.undo();
+            self.undo(shared);
         }
         if ctx.input_mut(|i| i.consume_shortcut(&KeyboardShortcut::new(Modifiers::COMMAND, Key::S))) {
-            self.export();
+            self.export(shared);
         }
         if ctx.input_mut(|i| i.consume_shortcut(&KeyboardShortcut::new(Modifiers::COMMAND, Key::O))) {
             self.loader.pick_file();
@@ -39,23 +57,24 @@ impl AnnotatorApp {
         if pressed(Key::PageUp) {
             self.step_worklist(-1);
         }
+        let settings = &mut shared.settings;
         if pressed(Key::OpenBracket) {
-            self.settings.brush_radius = (self.settings.brush_radius / 1.25).max(0.5);
+            settings.brush_radius = (settings.brush_radius / 1.25).max(0.5);
         }
         if pressed(Key::CloseBracket) {
-            self.settings.brush_radius = (self.settings.brush_radius * 1.25).min(500.0);
+            settings.brush_radius = (settings.brush_radius * 1.25).min(500.0);
         }
         if pressed(Key::Num0) {
-            self.view.fit();
+            self.canvas.view.fit();
         }
         if pressed(Key::Num1) {
-            self.view.actual_size();
+            self.canvas.view.actual_size();
         }
         if pressed(Key::H) {
-            self.settings.show_mask = !self.settings.show_mask;
+            settings.show_mask = !settings.show_mask;
         }
         if pressed(Key::A) {
-            self.propose(false);
+            self.propose(shared, false);
         }
         for tool in Tool::ALL {
             if pressed(tool.key()) {
@@ -64,90 +83,72 @@ impl AnnotatorApp {
         }
     }
 
-    pub(super) fn panels_ui(&mut self, ui: &mut egui::Ui) {
-        let ctx = ui.ctx().clone();
-        if let Some(path) = ctx.input(|i| i.raw.dropped_files.iter().map(|f| f.path().to_path_buf()).find(|p| !p.as_os_str().is_empty())) {
-            self.open_path(path);
-        }
-        egui::Panel::top("menu").show(ui, |ui| self.menu_ui(ui));
-        if self.tab == Tab::Train {
-            egui::Panel::bottom("train_status").show(ui, |ui| self.message_ui(ui));
-            self.trainer_ui(ui);
-            return;
-        }
-        egui::Panel::bottom("status").show(ui, |ui| self.status_ui(ui));
-        egui::Panel::left("tools").resizable(true).default_size(210.0).show(ui, |ui| {
-            egui::ScrollArea::vertical().show(ui, |ui| self.tools_ui(ui));
-        });
-        egui::CentralPanel::default().frame(egui::Frame::NONE).show(ui, |ui| {
-            let mut gesture = self.gesture.take();
-            self.canvas_ui(ui, &mut gesture);
-            self.gesture = gesture;
-        });
-    }
-
-    fn menu_ui(&mut self, ui: &mut egui::Ui) {
-        egui::MenuBar::new().ui(ui, |ui| {
-            ui.selectable_value(&mut self.tab, Tab::Annotate, "Annotate");
-            let train_label = if self.trainer.is_running() { "Train (running)" } else { "Train" };
-            ui.selectable_value(&mut self.tab, Tab::Train, train_label);
+    /// The File, View and Engine menus (in the shell's menu bar, whichever tab is shown).
+    pub fn menus_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+        ui.menu_button("File", |ui| {
+            if ui.button("Open…  (Ctrl+O)").clicked() {
+                self.loader.pick_file();
+            }
+            if ui.button("Open folder…").clicked() {
+                self.loader.pick_folder();
+            }
+            ui.menu_button("Recent", |ui| {
+                let recent: Vec<_> = shared.settings.recent_files.iter().chain(&shared.settings.recent_folders).cloned().collect();
+                if recent.is_empty() {
+                    ui.label("nothing yet");
+                }
+                for path in recent {
+                    if ui.button(path.display().to_string()).clicked() {
+                        self.open_path(shared, path);
+                    }
+                }
+            });
             ui.separator();
-            ui.menu_button("File", |ui| {
-                if ui.button("Open…  (Ctrl+O)").clicked() {
-                    self.loader.pick_file();
-                }
-                if ui.button("Open folder…").clicked() {
-                    self.loader.pick_folder();
-                }
-                ui.menu_button("Recent", |ui| {
-                    let recent: Vec<_> = self.settings.recent_files.iter().chain(&self.settings.recent_folders).cloned().collect();
-                    if recent.is_empty() {
-                        ui.label("nothing yet");
-                    }
-                    for path in recent {
-                        if ui.button(path.display().to_string()).clicked() {
-                            self.open_path(path);
-                        }
-                    }
-                });
-                ui.separator();
-                let can_export = self.doc.is_some();
-                if ui.add_enabled(can_export, egui::Button::new("Export mask  (Ctrl+S)")).clicked() {
-                    self.export();
-                }
-                if ui.button("Export folder…").clicked() {
-                    if let Some(dir) = rfd::FileDialog::new().set_title("Export masks into").pick_folder() {
-                        self.settings.export_dir = Some(dir);
-                    }
-                }
-                if self.settings.export_dir.is_some() && ui.button("Export next to each image").clicked() {
-                    self.settings.export_dir = None;
-                }
-            });
-            ui.menu_button("View", |ui| {
-                if ui.button("Fit  (0)").clicked() {
-                    self.view.fit();
-                }
-                if ui.button("1:1  (1)").clicked() {
-                    self.view.actual_size();
-                }
-                ui.checkbox(&mut self.settings.show_mask, "Show mask  (H)");
-            });
-            ui.menu_button("Engine", |ui| {
-                for backend in [BackendKind::Cpu, BackendKind::Wgpu] {
-                    if ui.radio(self.settings.backend == backend, backend.to_string()).clicked() {
-                        self.set_backend(backend);
-                    }
-                }
-            });
-            if self.loader.is_busy() {
-                ui.spinner();
-                ui.label("Reading…");
+            let can_export = self.doc.is_some();
+            if ui.add_enabled(can_export, egui::Button::new("Export mask  (Ctrl+S)")).clicked() {
+                self.export(shared);
+            }
+            if ui.button("Export folder…").clicked() {
+                let dialog = rfd::FileDialog::new().set_title("Export masks into");
+                self.export_picks.dialog(move || dialog.pick_folder(), |dir| dir);
+            }
+            if shared.settings.export_dir.is_some() && ui.button("Export next to each image").clicked() {
+                self.set_export_dir(shared, None);
             }
         });
+        ui.menu_button("View", |ui| {
+            if ui.button("Fit  (0)").clicked() {
+                self.canvas.view.fit();
+            }
+            if ui.button("1:1  (1)").clicked() {
+                self.canvas.view.actual_size();
+            }
+            ui.checkbox(&mut shared.settings.show_mask, "Show mask  (H)");
+        });
+        ui.menu_button("Engine", |ui| {
+            for backend in [BackendKind::Cpu, BackendKind::Wgpu] {
+                if ui.radio(shared.settings.backend == backend, backend.to_string()).clicked() {
+                    self.set_backend(shared, backend);
+                }
+            }
+        });
+        if self.loader.is_busy() {
+            ui.spinner();
+            ui.label("Reading…");
+        }
     }
 
-    fn tools_ui(&mut self, ui: &mut egui::Ui) {
+    fn tools_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+        self.edit_tools_ui(ui, shared);
+        ui.separator();
+        self.ai_ui(ui, shared);
+        if self.worklist.is_some() {
+            ui.separator();
+            self.worklist_ui(ui, shared);
+        }
+    }
+
+    fn edit_tools_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
         ui.heading("Tools");
         for tool in Tool::ALL {
             let label = format!("{}  ({:?})", tool.label(), tool.key());
@@ -155,34 +156,36 @@ impl AnnotatorApp {
                 self.tool = tool;
             }
         }
-        ui.add(egui::Slider::new(&mut self.settings.brush_radius, 0.5..=200.0).logarithmic(true).text("brush [ ]"));
-        ui.add(egui::Slider::new(&mut self.settings.opacity, 0.0..=1.0).text("opacity"));
-        ui.checkbox(&mut self.settings.show_mask, "show mask");
+        ui.add(egui::Slider::new(&mut shared.settings.brush_radius, 0.5..=200.0).logarithmic(true).text("brush [ ]"));
+        ui.add(egui::Slider::new(&mut shared.settings.opacity, 0.0..=1.0).text("opacity"));
+        ui.checkbox(&mut shared.settings.show_mask, "show mask");
         ui.horizontal(|ui| {
             let (can_undo, can_redo) = self.doc.as_ref().map_or((false, false), |d| (d.history.can_undo(), d.history.can_redo()));
             if ui.add_enabled(can_undo, egui::Button::new("Undo")).clicked() {
-                self.undo();
+                self.undo(shared);
             }
             if ui.add_enabled(can_redo, egui::Button::new("Redo")).clicked() {
-                self.redo();
+                self.redo(shared);
             }
             if ui.add_enabled(self.doc.is_some(), egui::Button::new("Clear")).clicked() {
-                self.clear_mask();
+                self.clear_mask(shared);
             }
         });
+    }
 
-        ui.separator();
+    /// Modality, model, and the automatic proposal.
+    fn ai_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
         ui.heading("AI");
-        let current = self.doc.as_ref().map(|d| d.modality.clone()).unwrap_or_else(|| self.settings.modality.clone());
+        let current = self.doc.as_ref().map(|d| d.modality.clone()).unwrap_or_else(|| shared.settings.modality.clone());
         egui::ComboBox::from_label("modality").selected_text(&current).show_ui(ui, |ui| {
             for name in modality::BUILT_IN {
                 if ui.selectable_label(current == name, name).clicked() {
-                    self.set_modality(name);
+                    self.set_modality(shared, name);
                 }
             }
         });
-        let chosen = self.settings.auto_model.clone();
-        let models: Vec<_> = self.settings.trained_models.iter().filter(|p| p.is_file()).cloned().collect();
+        let chosen = shared.settings.auto_model.clone();
+        let models: Vec<_> = shared.existing_models().map(|p| p.to_path_buf()).collect();
         let mut pick = None;
         egui::ComboBox::from_label("model").selected_text(model_label(chosen.as_deref())).show_ui(ui, |ui| {
             if ui.selectable_label(chosen.is_none(), model_label(None)).clicked() {
@@ -195,20 +198,22 @@ impl AnnotatorApp {
             }
         });
         if let Some(model) = pick.filter(|m| *m != chosen) {
-            self.use_model(model);
+            self.use_model(shared, model);
         }
         if ui.add_enabled(self.doc.is_some(), egui::Button::new("Propose mask  (A)")).clicked() {
-            self.propose(false);
+            self.propose(shared, false);
         }
         ui.label(egui::RichText::new("Box (R) or points (P; shift = negative) for LiteMedSAM; patch grid (T) re-runs the proposal.").small().weak());
+    }
 
+    /// The folder's images with their states and uncertainty, and the ranking.
+    fn worklist_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
         if let Some(list) = &self.worklist {
-            ui.separator();
             ui.heading("Worklist");
             ui.label(egui::RichText::new(list.folder.display().to_string()).small());
             let mut open = None;
             for (i, path) in list.items.iter().enumerate() {
-                let state = Worklist::state(path, self.settings.export_dir.as_deref(), &self.paths.autosave);
+                let state = list.state_of(path);
                 let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
                 ui.horizontal(|ui| {
                     if ui.selectable_label(list.current == Some(i), name).clicked() {
@@ -239,32 +244,17 @@ impl AnnotatorApp {
                 }
             }
             if let Some(path) = open {
-                self.open_path(path);
+                self.open_path(shared, path);
             }
             if rank {
-                self.rank_worklist();
+                self.rank_worklist(shared);
             }
         }
     }
 
-    /// The last error or message, on its own (the Train tab's status line).
-    fn message_ui(&mut self, ui: &mut egui::Ui) {
+    fn status_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
         ui.horizontal_wrapped(|ui| {
-            if let Some(error) = &self.error {
-                ui.colored_label(ERROR_COLOR, format!("Error: {error}"));
-            } else if let Some(message) = &self.message {
-                ui.label(message);
-            }
-        });
-    }
-
-    fn status_ui(&mut self, ui: &mut egui::Ui) {
-        ui.horizontal_wrapped(|ui| {
-            if let Some(error) = &self.error {
-                ui.colored_label(ERROR_COLOR, format!("Error: {error}"));
-                ui.separator();
-            } else if let Some(message) = &self.message {
-                ui.label(message);
+            if status_ui(ui, &shared.status) {
                 ui.separator();
             }
             if let Some(busy) = &self.engine.busy {
@@ -274,7 +264,7 @@ impl AnnotatorApp {
             }
             match &self.engine.backend {
                 Some(backend) => ui.label(backend),
-                None => ui.label(format!("backend: {}", self.settings.backend)),
+                None => ui.label(format!("backend: {}", shared.settings.backend)),
             };
             if let Some((kind, took)) = self.engine.last_inference {
                 let what = if kind == ResultKind::Auto { "proposal" } else { "prompt" };
@@ -334,7 +324,7 @@ impl AnnotatorApp {
                     }
                 });
             }
-            if let Some((x, y, values)) = &self.hover {
+            if let Some((x, y, values)) = &self.canvas.hover {
                 ui.separator();
                 let unit = if ct { " HU" } else { "" };
                 let values: Vec<String> = values.iter().map(|v| format!("{v}{unit}")).collect();

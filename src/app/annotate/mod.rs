@@ -1,0 +1,535 @@
+//! The Annotate tab: open images (files, folders as a worklist), view them, paint and fix masks,
+//! ask the AI (prompts, automatic proposals, the patch grid), export. This file holds its state
+//! and what it does; `panels.rs` its widgets, `canvas.rs` the image area.
+
+mod autosave;
+mod canvas;
+mod document;
+mod gpu_view;
+mod history;
+mod loader;
+mod panels;
+pub mod tools;
+mod worklist;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use self::autosave::Autosaver;
+use self::canvas::{Canvas, CanvasAction};
+use self::document::Document;
+use self::gpu_view::{CompositeResources, SharedUploads};
+use self::loader::{LoadResult, Loader};
+use self::tools::{FOREGROUND, Tool};
+pub use self::worklist::{ItemState, Worklist, export_path};
+use super::background::Background;
+use super::context::Shared;
+use super::export_log::{ExportLog, ExportRecord};
+use super::widgets::model_label;
+use crate::engine::worker::{ImageId, Reply, Request, ResultKind};
+use crate::imaging::{ImageSource, Mask};
+
+/// What the AI engine is doing, for the status bar.
+#[derive(Default)]
+pub struct EngineStatus {
+    pub busy: Option<String>,
+    pub backend: Option<String>,
+    pub note: Option<String>,
+    pub last_inference: Option<(ResultKind, Duration)>,
+}
+
+pub struct AnnotateTab {
+    loader: Loader,
+    autosaver: Autosaver,
+    doc: Option<Document>,
+    worklist: Option<Worklist>,
+    /// Worklist states read again after the export folder changed (folder, states).
+    state_reads: Background<(PathBuf, HashMap<PathBuf, ItemState>)>,
+    /// The export folder chosen in its dialog.
+    export_picks: Background<PathBuf>,
+    canvas: Canvas,
+    tool: Tool,
+    engine: EngineStatus,
+    generation: u64,
+    /// Encode each image as soon as it opens (so the first prompt is quick).
+    prepare_on_open: bool,
+}
+
+impl AnnotateTab {
+    pub fn new(cc: &eframe::CreationContext<'_>, prepare_on_open: bool) -> Self {
+        let gpu: Option<SharedUploads> = cc.wgpu_render_state.as_ref().map(|state| {
+            CompositeResources::install(state);
+            SharedUploads::default()
+        });
+        let ctx = &cc.egui_ctx;
+        Self {
+            loader: Loader::new(ctx),
+            autosaver: Autosaver::start(),
+            doc: None,
+            worklist: None,
+            state_reads: Background::new(ctx),
+            export_picks: Background::new(ctx),
+            canvas: Canvas::new(gpu),
+            tool: Tool::Brush,
+            engine: EngineStatus::default(),
+            generation: 0,
+            prepare_on_open,
+        }
+    }
+
+    // ----- what the shell, tests and scripts read -----
+
+    pub fn shown(&self) -> Option<(&ImageSource, u32)> {
+        self.doc.as_ref().map(|d| (d.source.as_ref(), d.frame_index))
+    }
+
+    pub fn window(&self) -> Option<crate::imaging::Window> {
+        self.doc.as_ref().map(|d| d.window)
+    }
+
+    pub fn set_window(&mut self, window: crate::imaging::Window) {
+        if let Some(doc) = &mut self.doc {
+            doc.set_window(window);
+        }
+    }
+
+    pub fn mask(&self) -> Option<&Mask> {
+        self.doc.as_ref().map(|d| &d.mask)
+    }
+
+    /// The patch grid of the last automatic proposal (as used by the model, with the user's edits).
+    pub fn patch_grid(&self) -> Option<&Mask> {
+        self.doc.as_ref().and_then(|d| d.grid.as_ref())
+    }
+
+    pub fn tool(&self) -> Tool {
+        self.tool
+    }
+
+    pub fn set_tool(&mut self, tool: Tool) {
+        self.tool = tool;
+    }
+
+    pub fn worklist(&self) -> Option<&Worklist> {
+        self.worklist.as_ref()
+    }
+
+    pub fn engine_busy(&self) -> bool {
+        self.engine.busy.is_some()
+    }
+
+    pub fn last_inference(&self) -> Option<(ResultKind, Duration)> {
+        self.engine.last_inference
+    }
+
+    /// The screen position of image pixel (x, y) in the last drawn frame.
+    pub fn screen_pos(&self, x: f32, y: f32) -> Option<egui::Pos2> {
+        self.canvas.view.screen_from_image(egui::pos2(x, y))
+    }
+
+    pub fn is_loading(&self) -> bool {
+        self.loader.is_busy()
+    }
+
+    pub fn is_ranking(&self) -> bool {
+        self.worklist.as_ref().is_some_and(|l| l.ranking.is_some())
+    }
+
+    /// Waits until every autosave is written. Tests, and closing the window.
+    pub fn flush_autosave(&self) {
+        self.autosaver.flush();
+    }
+
+    /// Blocks until the pending reads (a folder, then its first image) have arrived and been
+    /// applied. Tests and scripts only.
+    pub fn wait_for_load(&mut self, shared: &mut Shared) {
+        while self.loader.is_busy() {
+            let results = self.loader.wait();
+            self.apply_loads(shared, results);
+        }
+    }
+
+    /// Blocks until the engine has answered the pending AI work (or `timeout`). Tests only.
+    pub fn wait_for_engine(&mut self, shared: &mut Shared, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            match shared.engine.wait(Duration::from_millis(100)) {
+                Some(reply) => {
+                    let done = matches!(reply, Reply::Mask { .. } | Reply::Error { .. } | Reply::Prepared { .. });
+                    self.apply_reply(shared, reply);
+                    if done && self.engine.busy.is_none() {
+                        return true;
+                    }
+                }
+                None if self.engine.busy.is_none() => return true,
+                None => {}
+            }
+        }
+        false
+    }
+
+    // ----- opening -----
+
+    /// Opens a file, or a folder as a worklist; both are read on a background thread.
+    pub fn open_path(&mut self, shared: &mut Shared, path: PathBuf) {
+        self.loader.open_any(path, shared.settings.export_dir.clone(), shared.paths.autosave.clone());
+    }
+
+    /// The next (`+1`) or previous (`-1`) image of the worklist.
+    pub fn step_worklist(&mut self, by: isize) {
+        if let Some(next) = self.worklist.as_ref().and_then(|w| w.step(by)).cloned() {
+            self.loader.open(next);
+        }
+    }
+
+    pub fn show_frame(&mut self, index: u32) {
+        if let Some(doc) = &self.doc {
+            self.loader.frame(doc.source.clone(), index);
+        }
+    }
+
+    fn apply_loads(&mut self, shared: &mut Shared, results: Vec<LoadResult>) {
+        for result in results {
+            match result {
+                LoadResult::Loaded { source, frame_index, frame } => self.show(shared, source, frame_index, frame),
+                LoadResult::Folder(list) => {
+                    shared.settings.remember_folder(&list.folder);
+                    let first = list.items[0].clone();
+                    self.worklist = Some(list);
+                    self.loader.open(first);
+                }
+                LoadResult::Failed(message) => shared.set_error(message),
+                LoadResult::Picked(path) => self.open_path(shared, path),
+            }
+        }
+    }
+
+    fn show(&mut self, shared: &mut Shared, source: Arc<ImageSource>, frame_index: u32, frame: crate::imaging::Frame) {
+        self.generation += 1;
+        let same_file = self.doc.as_ref().is_some_and(|d| Arc::ptr_eq(&d.source, &source));
+        let old_window = self.doc.as_ref().map(|d| d.window);
+        let mut doc = Document::new(source, frame_index, frame, self.generation, &shared.settings.modality);
+        if same_file {
+            // Another frame of the same file keeps the view.
+            if let Some(window) = old_window {
+                doc.set_window(window);
+            }
+        } else {
+            self.canvas.view.fit();
+        }
+        let (w, h) = doc.size();
+        if let Some(saved) = autosave::restore(&self.autosaver, &shared.paths.autosave, doc.path(), frame_index, w, h) {
+            doc.mask = saved;
+            doc.unexported = !export_path_for(shared, &doc).is_file();
+        }
+        shared.settings.remember_file(doc.path());
+        if let Some(list) = &mut self.worklist {
+            list.select(doc.path());
+        }
+        if self.prepare_on_open {
+            shared.engine.send(Request::Prepare { image: doc.id.clone(), frame: doc.frame.clone() });
+        }
+        self.doc = Some(doc);
+        shared.status.error = None;
+        self.engine.busy = None;
+    }
+
+    // ----- editing -----
+
+    /// Records a finished edit (stroke, fill, lasso) as one undo step and autosaves.
+    fn commit_edit(&mut self, shared: &Shared, before: &Mask, hint: tools::PixelRect) {
+        let Some(doc) = &mut self.doc else { return };
+        doc.mark_dirty(hint);
+        if doc.history.record(before, &doc.mask, hint) {
+            self.autosave(shared);
+        }
+    }
+
+    pub fn undo(&mut self, shared: &Shared) {
+        if self.doc.as_mut().is_some_and(|d| d.undo()) {
+            self.autosave(shared);
+        }
+    }
+
+    pub fn redo(&mut self, shared: &Shared) {
+        if self.doc.as_mut().is_some_and(|d| d.redo()) {
+            self.autosave(shared);
+        }
+    }
+
+    pub fn clear_mask(&mut self, shared: &Shared) {
+        if let Some(doc) = &mut self.doc {
+            let (w, h) = doc.size();
+            doc.prompts = Default::default();
+            if doc.replace_mask(Mask::new(w, h)) {
+                self.autosave(shared);
+            }
+        }
+    }
+
+    pub fn fill_at(&mut self, shared: &Shared, x: f32, y: f32, label: u8) {
+        let Some(doc) = &mut self.doc else { return };
+        if x < 0.0 || y < 0.0 {
+            return;
+        }
+        let before = doc.mask.clone();
+        let rect = tools::flood_fill(&mut doc.mask, x as u32, y as u32, label);
+        self.commit_edit(shared, &before, rect);
+    }
+
+    fn autosave(&mut self, shared: &Shared) {
+        let Some(doc) = &self.doc else { return };
+        let path = autosave::path_for(&shared.paths.autosave, doc.path(), doc.frame_index);
+        self.autosaver.save(path, doc.mask.clone());
+        // The worklist shows the work in progress without looking for the file.
+        if doc.frame_index == 0 {
+            if let Some(list) = &mut self.worklist {
+                list.raise_state(doc.path(), ItemState::Edited);
+            }
+        }
+    }
+
+    fn apply_canvas(&mut self, shared: &mut Shared, action: CanvasAction) {
+        match action {
+            CanvasAction::Edited { before, rect } => self.commit_edit(shared, &before, rect),
+            CanvasAction::Fill { x, y, label } => self.fill_at(shared, x, y, label),
+            CanvasAction::Box(corners) => self.set_box(shared, corners),
+            CanvasAction::Point { x, y, positive } => self.add_point(shared, x, y, positive),
+            CanvasAction::GridChanged => self.propose(shared, true),
+        }
+    }
+
+    // ----- AI -----
+
+    pub fn send_prompts(&mut self, shared: &Shared) {
+        let Some(doc) = &self.doc else { return };
+        if doc.prompts.is_empty() {
+            return;
+        }
+        shared.engine.send(Request::Prompt { image: doc.id.clone(), frame: doc.frame.clone(), prompts: doc.prompts.clone() });
+        self.engine.busy = Some("Segmenting…".into());
+    }
+
+    pub fn set_box(&mut self, shared: &Shared, corners: [f32; 4]) {
+        if let Some(doc) = &mut self.doc {
+            doc.prompts.bbox = Some(corners);
+            self.send_prompts(shared);
+        }
+    }
+
+    pub fn add_point(&mut self, shared: &Shared, x: f32, y: f32, positive: bool) {
+        if let Some(doc) = &mut self.doc {
+            doc.prompts.points.push(crate::model::PointPrompt { x, y, positive });
+            self.send_prompts(shared);
+        }
+    }
+
+    /// An automatic proposal for the shown image, with the edited patch grid if `with_grid`.
+    pub fn propose(&mut self, shared: &Shared, with_grid: bool) {
+        let Some(doc) = &self.doc else { return };
+        let grid = if with_grid { doc.grid.clone() } else { None };
+        shared.engine.send(Request::Auto { image: doc.id.clone(), frame: doc.frame.clone(), modality: doc.modality.clone(), grid });
+        self.engine.busy = Some(format!("Automatic proposal ({})…", doc.modality));
+    }
+
+    pub fn set_modality(&mut self, shared: &mut Shared, modality: &str) {
+        if let Some(doc) = &mut self.doc {
+            doc.modality = modality.to_string();
+        }
+        shared.settings.modality = modality.to_string();
+    }
+
+    pub fn set_backend(&mut self, shared: &mut Shared, backend: crate::model::backend::BackendKind) {
+        shared.settings.backend = backend;
+        self.engine.backend = None;
+        shared.configure_engine();
+    }
+
+    /// Uses a De-LightSAM record for automatic proposals (`None`: the shipped model), and
+    /// remembers it.
+    pub fn use_model(&mut self, shared: &mut Shared, model: Option<PathBuf>) {
+        if let Some(path) = &model {
+            shared.settings.remember_model(path);
+        }
+        shared.set_message(format!("Automatic proposals now use {}", model_label(model.as_deref())));
+        shared.settings.auto_model = model;
+        shared.configure_engine();
+        self.engine.backend = None;
+        self.engine.note = None;
+        shared.save_settings();
+    }
+
+    /// Active learning: scores every image of the worklist that is not annotated yet by the
+    /// model's uncertainty, one engine request at a time (prompts on the shown image go in
+    /// between), then orders the list most uncertain first.
+    pub fn rank_worklist(&mut self, shared: &mut Shared) {
+        let modality = self.doc.as_ref().map(|d| d.modality.clone()).unwrap_or_else(|| shared.settings.modality.clone());
+        let Some(list) = &mut self.worklist else { return };
+        let pending: Vec<PathBuf> = list.items.iter().filter(|p| list.state_of(p) == ItemState::Untouched).cloned().collect();
+        if pending.is_empty() {
+            shared.set_message("every image of the worklist is annotated already");
+            return;
+        }
+        list.uncertainty.clear();
+        list.ranking = Some(worklist::Ranking { total: pending.len(), pending, modality });
+        self.rank_next(shared);
+    }
+
+    fn rank_next(&mut self, shared: &mut Shared) {
+        let Some(list) = &mut self.worklist else { return };
+        let Some(ranking) = &list.ranking else { return };
+        match ranking.pending.first() {
+            Some(path) => shared.engine.send(Request::Uncertainty { path: path.clone(), modality: ranking.modality.clone() }),
+            None => {
+                list.ranking = None;
+                list.order_by_uncertainty();
+                shared.set_message("Worklist ordered: most uncertain images first");
+            }
+        }
+    }
+
+    fn apply_uncertainty(&mut self, shared: &mut Shared, path: PathBuf, score: Result<f32, String>) {
+        let Some(list) = &mut self.worklist else { return };
+        let Some(ranking) = &mut list.ranking else { return };
+        if ranking.pending.first() != Some(&path) {
+            return;
+        }
+        ranking.pending.remove(0);
+        match score {
+            Ok(score) => {
+                list.uncertainty.insert(path, score);
+            }
+            Err(e) => shared.set_error(format!("{}: not ranked: {e}", path.display())),
+        }
+        self.rank_next(shared);
+    }
+
+    fn apply_reply(&mut self, shared: &mut Shared, reply: Reply) {
+        let current = self.doc.as_ref().map(|d| d.id.generation);
+        let is_current = |image: &Option<ImageId>| image.as_ref().is_none_or(|i| Some(i.generation) == current);
+        match reply {
+            Reply::Busy { image, what } => {
+                if is_current(&image) {
+                    self.engine.busy = Some(what);
+                }
+            }
+            Reply::Loaded { model, backend, device, note } => {
+                self.engine.backend = Some(format!("{model} on {backend} ({device})"));
+                if note.is_some() {
+                    self.engine.note = note;
+                }
+            }
+            Reply::Prepared { image, .. } => {
+                if Some(image.generation) == current {
+                    self.engine.busy = None;
+                }
+            }
+            Reply::Mask { image, kind, mask, grid, took, .. } => {
+                if Some(image.generation) != current {
+                    return;
+                }
+                self.engine.busy = None;
+                self.engine.last_inference = Some((kind, took));
+                let Some(doc) = &mut self.doc else { return };
+                let labels = mask.labels().iter().map(|&l| if l != 0 { FOREGROUND } else { 0 }).collect();
+                let Some(mask) = Mask::from_labels(mask.width(), mask.height(), labels) else { return };
+                if kind == ResultKind::Auto {
+                    doc.grid = grid;
+                }
+                if doc.replace_mask(mask) {
+                    self.autosave(shared);
+                }
+            }
+            Reply::Error { image, message } => {
+                if image.is_none() {
+                    // The engine could not score a ranked image: stop ranking rather than wait.
+                    if let Some(list) = &mut self.worklist {
+                        list.ranking = None;
+                    }
+                }
+                if is_current(&image) {
+                    self.engine.busy = None;
+                    shared.set_error(message);
+                }
+            }
+            Reply::Uncertainty { path, score } => self.apply_uncertainty(shared, path, score),
+        }
+    }
+
+    // ----- export -----
+
+    /// Writes the mask as `<stem>_mask.png` (0/255) next to the image or into the export
+    /// folder, atomically, never over the source. Returns where it went.
+    pub fn export(&mut self, shared: &mut Shared) -> Option<PathBuf> {
+        let doc = self.doc.as_ref()?;
+        let out = export_path_for(shared, doc);
+        if let Some(dir) = out.parent() {
+            if let Err(e) = std::fs::create_dir_all(dir) {
+                shared.set_error(format!("{}: cannot create the export folder: {e}", dir.display()));
+                return None;
+            }
+        }
+        if let Err(e) = crate::imaging::write_mask_png(&doc.mask, &out, doc.path()) {
+            shared.set_error(e.to_string());
+            return None;
+        }
+        shared.set_message(format!("Exported {}", out.display()));
+        let record = ExportRecord { image: doc.path().to_path_buf(), frame: doc.frame_index, mask: out.clone(), modality: doc.modality.clone() };
+        if let Err(e) = ExportLog::record(&shared.paths.exports, record) {
+            shared.set_message(format!("Exported {} (not added to the training list {}: {e})", out.display(), shared.paths.exports.display()));
+        }
+        shared.status.error = None;
+        // The worklist looks for the single-frame export name (as `Worklist::read_state` does).
+        let worklist_export = export_path(doc.path(), shared.settings.export_dir.as_deref(), 0, 1);
+        if let Some(list) = self.worklist.as_mut().filter(|_| worklist_export == out) {
+            list.raise_state(doc.path(), ItemState::Exported);
+        }
+        if let Some(doc) = &mut self.doc {
+            doc.unexported = false;
+        }
+        Some(out)
+    }
+
+    /// Exports into `folder` from now on (`None`: next to each image); the worklist's states
+    /// are read again for the new place, on a background thread.
+    pub fn set_export_dir(&mut self, shared: &mut Shared, folder: Option<PathBuf>) {
+        shared.settings.export_dir = folder;
+        if let Some(list) = &self.worklist {
+            let (items, export_dir, autosave_dir) = (list.items.clone(), shared.settings.export_dir.clone(), shared.paths.autosave.clone());
+            let folder = list.folder.clone();
+            self.state_reads.spawn(move || (folder, worklist::read_states(&items, export_dir.as_deref(), &autosave_dir)));
+        }
+    }
+
+    /// Everything that arrived from the loader, the engine, the autosaver and the background
+    /// reads since the last frame.
+    pub fn poll(&mut self, shared: &mut Shared) {
+        let loads = self.loader.poll();
+        self.apply_loads(shared, loads);
+        for reply in shared.engine.poll() {
+            self.apply_reply(shared, reply);
+        }
+        if let Some(e) = self.autosaver.take_errors().pop() {
+            shared.set_error(e);
+        }
+        for (folder, states) in self.state_reads.poll() {
+            if let Some(list) = self.worklist.as_mut().filter(|l| l.folder == folder) {
+                list.set_states(states);
+            }
+        }
+        if let Some(folder) = self.export_picks.poll().pop() {
+            self.set_export_dir(shared, Some(folder));
+        }
+    }
+
+    /// The window is closing: everything queued is written.
+    pub fn on_exit(&mut self) {
+        self.autosaver.flush();
+    }
+}
+
+fn export_path_for(shared: &Shared, doc: &Document) -> PathBuf {
+    export_path(doc.path(), shared.settings.export_dir.as_deref(), doc.frame_index, doc.source.meta().frames)
+}

@@ -1,0 +1,132 @@
+//! What both tabs share: the settings, where files go, the status line, the AI engine, the
+//! facts about model files (read off the UI thread), and the queue of commands one tab sends
+//! the shell (use a model, switch tab). Tabs get `&mut Shared` in every call; they never know
+//! about each other.
+
+use std::path::{Path, PathBuf};
+
+use super::settings::{AppPaths, Settings};
+use crate::engine::worker::{Request, Worker};
+
+/// The window's two tabs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    Annotate,
+    Train,
+}
+
+/// What a tab asks of the shell, done between frames.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    SwitchTab(Tab),
+    /// Automatic proposals use this De-LightSAM record (`None`: the shipped model).
+    UseModel(Option<PathBuf>),
+}
+
+/// The last error (shown until the next successful action) or a passing message.
+#[derive(Debug, Default)]
+pub struct Status {
+    pub error: Option<String>,
+    pub message: Option<String>,
+}
+
+/// A trained model in the settings' list, as last read from the disk.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelFile {
+    pub path: PathBuf,
+    pub exists: bool,
+    /// Its run stopped with epochs left and a checkpoint to continue from.
+    pub resumable: bool,
+}
+
+pub struct Shared {
+    pub settings: Settings,
+    pub paths: AppPaths,
+    pub status: Status,
+    /// The engine thread (models, tensors); its replies are read by the Annotate tab.
+    pub engine: Worker,
+    pub ctx: egui::Context,
+    /// The renderer's GPU, if the window runs on wgpu.
+    pub wgpu_adapter: Option<String>,
+    /// `settings.trained_models` as last checked on the disk: when the list changes or a run
+    /// ends, never per frame.
+    models: Vec<ModelFile>,
+    models_checked_for: Option<Vec<PathBuf>>,
+    commands: Vec<Command>,
+}
+
+impl Shared {
+    pub fn new(settings: Settings, paths: AppPaths, engine: Worker, ctx: &egui::Context, wgpu_adapter: Option<String>) -> Self {
+        Self {
+            settings,
+            paths,
+            status: Status::default(),
+            engine,
+            ctx: ctx.clone(),
+            wgpu_adapter,
+            models: Vec::new(),
+            models_checked_for: None,
+            commands: Vec::new(),
+        }
+    }
+
+    pub fn send(&mut self, command: Command) {
+        self.commands.push(command);
+        self.ctx.request_repaint();
+    }
+
+    pub(super) fn take_commands(&mut self) -> Vec<Command> {
+        std::mem::take(&mut self.commands)
+    }
+
+    pub fn set_error(&mut self, error: impl Into<String>) {
+        self.status.error = Some(error.into());
+    }
+
+    pub fn set_message(&mut self, message: impl Into<String>) {
+        self.status.message = Some(message.into());
+    }
+
+    pub fn save_settings(&mut self) {
+        if let Err(e) = self.settings.save(&self.paths.settings) {
+            self.set_error(format!("cannot save the settings to {}: {e}", self.paths.settings.display()));
+        }
+    }
+
+    /// Tells the engine the backend and model the settings name (it reloads on next use).
+    pub fn configure_engine(&self) {
+        self.engine.send(Request::Configure { backend: self.settings.backend, auto_model: self.settings.auto_model.clone() });
+    }
+
+    /// The trained models as last checked (files that exist, runs that can be resumed).
+    pub fn model_files(&self) -> &[ModelFile] {
+        &self.models
+    }
+
+    /// The trained models whose files exist.
+    pub fn existing_models(&self) -> impl Iterator<Item = &Path> {
+        self.models.iter().filter(|m| m.exists).map(|m| m.path.as_path())
+    }
+
+    /// Reads the model files' state again (a run ended: its checkpoints changed on disk).
+    pub fn recheck_models(&mut self) {
+        self.models_checked_for = None;
+        self.check_models_if_changed();
+    }
+
+    /// Checks the model files when the list differs from the one last checked (a comparison
+    /// in memory; the disk is read only when it changed).
+    pub(super) fn check_models_if_changed(&mut self) {
+        if self.models_checked_for.as_ref() != Some(&self.settings.trained_models) {
+            let list = self.settings.trained_models.clone();
+            self.models = list.iter().cloned().map(check_model).collect();
+            self.models_checked_for = Some(list);
+        }
+    }
+}
+
+fn check_model(path: PathBuf) -> ModelFile {
+    let exists = path.is_file();
+    let resumable = path.parent().is_some_and(|run| crate::train::resumable(run).is_some());
+    ModelFile { path, exists, resumable }
+}

@@ -1,0 +1,72 @@
+//! What defines a training run: the recipe and its settings.
+
+use std::path::PathBuf;
+
+use super::dataset::PairList;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Recipe {
+    Fast,
+    Full,
+}
+
+/// Everything that defines a run; saved as `train_config.json` in the output folder.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct TrainConfig {
+    pub recipe: Recipe,
+    /// Dataset folders, each with its modality (None: from dataset.toml / SOURCE.md).
+    pub data: Vec<(PathBuf, Option<String>)>,
+    /// Pairs from anywhere, e.g. the masks exported in the app, one list per modality.
+    #[serde(default)]
+    pub lists: Vec<PairList>,
+    /// A separate validation folder; otherwise a split of each training folder.
+    pub validation: Option<(PathBuf, Option<String>)>,
+    pub validation_fraction: f64,
+    pub seed: u64,
+    /// Epochs of mask training (fine-tuning in the full recipe).
+    pub epochs: usize,
+    /// Full recipe: epochs of common and of domain distillation before fine-tuning.
+    pub common_epochs: usize,
+    pub domain_epochs: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    /// Learning rate × this after every epoch (ExponentialLR).
+    pub lr_decay: f64,
+    /// Starting model (De-LightSAM or LiteMedSAM record); None: the shipped one.
+    pub init: Option<PathBuf>,
+    /// Teacher encoder for distillation (LiteMedSAM record or checkpoint); None: LiteMedSAM.
+    pub teacher: Option<PathBuf>,
+    pub out: PathBuf,
+    pub cache_dir: PathBuf,
+    /// Stop after this many optimiser steps in all (for smoke tests); None: run every epoch.
+    pub max_steps: Option<usize>,
+    /// Stop after the epoch that crosses this many minutes.
+    pub max_minutes: Option<f64>,
+}
+
+impl TrainConfig {
+    /// The paper's defaults: Adam, lr 5e-4, ×0.98 per epoch, batch 4.
+    pub fn new(data: Vec<(PathBuf, Option<String>)>, out: PathBuf) -> Self {
+        Self {
+            recipe: Recipe::Fast,
+            data,
+            lists: Vec::new(),
+            validation: None,
+            validation_fraction: 0.2,
+            seed: 42,
+            epochs: 20,
+            common_epochs: 2,
+            domain_epochs: 2,
+            batch_size: 4,
+            learning_rate: 5e-4,
+            lr_decay: 0.98,
+            init: None,
+            teacher: None,
+            out,
+            cache_dir: super::cache::default_root(),
+            max_steps: None,
+            max_minutes: None,
+        }
+    }
+}

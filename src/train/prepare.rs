@@ -1,0 +1,122 @@
+//! Samples made ready once, before the first step: the fast recipe's embeddings (from the
+//! on-disk cache, or from the frozen encoder and then cached), the full recipe's preprocessed
+//! images, and every mask on the decoder's output grid.
+
+use std::path::PathBuf;
+
+use burn::prelude::*;
+
+use super::cache::{EmbeddingCache, file_hash};
+use super::dataset::Pair;
+use super::config::{Recipe, TrainConfig};
+use super::error::TrainError;
+use crate::model::preprocess::{self, Geometry};
+use crate::model::weights;
+use crate::model::{DeLightSam, DeLightSamConfig, readback};
+
+/// The sizes samples and steps share, from the model config.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Shapes {
+    /// Side of the square model input.
+    pub input: usize,
+    /// One image's embedding: (channels, side, side).
+    pub embedding: [usize; 3],
+    /// Side of the decoder's square mask logits.
+    pub mask: usize,
+}
+
+impl Shapes {
+    pub fn of(config: &DeLightSamConfig) -> Self {
+        Self { input: config.input_size(), embedding: config.embedding_shape(), mask: config.mask_size() }
+    }
+
+    pub fn embedding_len(&self) -> usize {
+        self.embedding.iter().product()
+    }
+}
+
+/// A sample ready for training: modality slot, model-input mask, and what validation needs.
+pub(super) struct Prepared {
+    pub slot: usize,
+    /// The 0/1 mask in the model input's frame, on the decoder's output grid (row-major).
+    pub mask: Vec<f32>,
+    /// Fast recipe: the cached embedding; full recipe: the prepared image (3·S²).
+    pub input: Vec<f32>,
+    pub geometry: Geometry,
+    /// Original-size 0/1 mask (validation only).
+    pub truth: Option<Vec<u8>>,
+}
+
+/// Prepares pairs with one frozen model and, in the fast recipe, one embedding cache.
+pub(super) struct Preparer<'a, B: Backend> {
+    encoder: DeLightSam<B>,
+    cache: Option<EmbeddingCache>,
+    shapes: Shapes,
+    device: &'a B::Device,
+    /// How many embeddings came from the cache so far.
+    pub cached: usize,
+}
+
+impl<'a, B: Backend> Preparer<'a, B> {
+    /// `encoder`: the starting model, ready for inference.
+    pub fn new(config: &TrainConfig, encoder: DeLightSam<B>, shapes: Shapes, device: &'a B::Device) -> Result<Self, TrainError> {
+        let version = encoder_version(config)?;
+        let cache = match config.recipe {
+            Recipe::Fast => Some(
+                EmbeddingCache::open(&config.cache_dir, &version)
+                    .map_err(|source| TrainError::Io { path: config.cache_dir.clone(), source })?,
+            ),
+            Recipe::Full => None,
+        };
+        Ok(Self { encoder, cache, shapes, device, cached: 0 })
+    }
+
+    /// One pair as modality `slot`; `keep_truth` keeps its original-size mask for validation.
+    pub fn prepare(&mut self, pair: &Pair, slot: usize, keep_truth: bool) -> Result<Prepared, TrainError> {
+        let sample = pair.load()?;
+        let model_input = preprocess::prepare(&sample.frame, self.shapes.input as u32);
+        let geometry = model_input.geometry;
+        let mask_geometry = Geometry::new(sample.frame.width, sample.frame.height, self.shapes.mask as u32);
+        let mask = preprocess::mask_to_input(&sample.mask, &mask_geometry);
+        let input = match &self.cache {
+            Some(cache) => {
+                let (embedding, from_cache) = self.embedding(cache, pair, slot, model_input)?;
+                self.cached += usize::from(from_cache);
+                embedding
+            }
+            None => model_input.data,
+        };
+        let truth = keep_truth.then(|| sample.mask.labels().to_vec());
+        Ok(Prepared { slot, mask, input, geometry, truth })
+    }
+
+    /// The embedding of `pair` as `slot`, and whether it came from `cache` (else it is encoded
+    /// now and cached).
+    fn embedding(
+        &self,
+        cache: &EmbeddingCache,
+        pair: &Pair,
+        slot: usize,
+        model_input: preprocess::ModelInput,
+    ) -> Result<(Vec<f32>, bool), TrainError> {
+        let hash = file_hash(&pair.image).map_err(|source| TrainError::Io { path: pair.image.clone(), source })?;
+        let frame = if pair.frame > 0 { format!("-f{}", pair.frame) } else { String::new() };
+        let key = format!("{hash}{frame}-s{slot}-{}", self.shapes.input);
+        if let Some(embedding) = cache.get(&key, self.shapes.embedding_len()) {
+            return Ok((embedding, true));
+        }
+        let (x, _) = model_input.into_tensor::<B>(self.device);
+        let embedding = readback::read_f32(self.encoder.encode(x, slot), "embedding")?;
+        cache.put(&key, &embedding).map_err(|source| TrainError::Cache { path: pair.image.clone(), source })?;
+        Ok((embedding, false))
+    }
+}
+
+/// Names the encoder whose embeddings the fast recipe caches: the hash of the starting record
+/// (the fast recipe never changes the encoder, so a resumed run keeps the same cache).
+fn encoder_version(config: &TrainConfig) -> Result<String, TrainError> {
+    let start: PathBuf = config.init.clone().unwrap_or_else(weights::default_starting_record);
+    // A head-only record's encoder is its LiteMedSAM record's: embeddings made with either match.
+    let path = if weights::is_delightsam(&start) { weights::encoder_record(&start) } else { start };
+    file_hash(&path).map_err(|source| TrainError::Io { path, source })
+}
