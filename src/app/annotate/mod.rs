@@ -284,10 +284,8 @@ impl AnnotateTab {
         let path = autosave::path_for(&shared.paths.autosave, doc.path(), doc.frame_index);
         self.autosaver.save(path, doc.mask.clone());
         // The worklist shows the work in progress without looking for the file.
-        if doc.frame_index == 0 {
-            if let Some(list) = &mut self.worklist {
-                list.raise_state(doc.path(), ItemState::Edited);
-            }
+        if let Some(list) = &mut self.worklist {
+            list.autosaved(doc.path(), doc.frame_index);
         }
     }
 
@@ -481,10 +479,8 @@ impl AnnotateTab {
             shared.set_message(format!("Exported {} (not added to the training list {}: {e})", out.display(), shared.paths.exports.display()));
         }
         shared.status.error = None;
-        // The worklist looks for the single-frame export name (as `Worklist::read_state` does).
-        let worklist_export = export_path(doc.path(), shared.settings.export_dir.as_deref(), 0, 1);
-        if let Some(list) = self.worklist.as_mut().filter(|_| worklist_export == out) {
-            list.raise_state(doc.path(), ItemState::Exported);
+        if let Some(list) = &mut self.worklist {
+            list.exported(doc.path(), &out, shared.settings.export_dir.as_deref());
         }
         if let Some(doc) = &mut self.doc {
             doc.unexported = false;

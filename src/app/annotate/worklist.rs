@@ -71,8 +71,22 @@ impl Worklist {
         self.states.get(path).copied().unwrap_or(ItemState::Untouched)
     }
 
-    /// Records a state the app caused (an autosave written, a mask exported); never downgrades.
-    pub fn raise_state(&mut self, path: &Path, state: ItemState) {
+    /// Records an autosave of `frame` of `image`, as [`Worklist::read_state`] would find it.
+    pub fn autosaved(&mut self, image: &Path, frame: u32) {
+        if frame == STATE_FRAME {
+            self.raise_state(image, ItemState::Edited);
+        }
+    }
+
+    /// Records a mask exported to `mask`, as [`Worklist::read_state`] would find it.
+    pub fn exported(&mut self, image: &Path, mask: &Path, export_dir: Option<&Path>) {
+        if mask == state_export_path(image, export_dir) {
+            self.raise_state(image, ItemState::Exported);
+        }
+    }
+
+    /// A state the app caused; never downgrades.
+    fn raise_state(&mut self, path: &Path, state: ItemState) {
         if let Some(known) = self.states.get_mut(path) {
             *known = (*known).max(state);
         }
@@ -119,14 +133,22 @@ impl Worklist {
 
     /// An image's state on the disk, its export looked for in `export_dir` (or next to it).
     pub fn read_state(path: &Path, export_dir: Option<&Path>, autosave_dir: &Path) -> ItemState {
-        if export_path(path, export_dir, 0, 1).is_file() {
+        if state_export_path(path, export_dir).is_file() {
             ItemState::Exported
-        } else if autosave::path_for(autosave_dir, path, 0).is_file() {
+        } else if autosave::path_for(autosave_dir, path, STATE_FRAME).is_file() {
             ItemState::Edited
         } else {
             ItemState::Untouched
         }
     }
+}
+
+/// The frame whose work decides an image's state (a multi-frame file counts by its first).
+const STATE_FRAME: u32 = 0;
+
+/// The export an image's state looks for: the single-frame name.
+fn state_export_path(image: &Path, export_dir: Option<&Path>) -> PathBuf {
+    export_path(image, export_dir, STATE_FRAME, 1)
 }
 
 /// The states of `items` on the disk (see [`Worklist::read_state`]). Not on the UI thread.
@@ -170,10 +192,26 @@ mod tests {
         list.uncertainty.insert(path("a.dcm"), 0.1);
         list.uncertainty.insert(path("b.png"), 0.3);
         list.uncertainty.insert(path("IM0001"), 0.9);
-        list.set_states(HashMap::from([(path("IM0001"), ItemState::Exported)]));
+        list.set_states(HashMap::from([
+            (path("IM0001"), ItemState::Exported),
+            (path("a.dcm"), ItemState::Untouched),
+            (path("b.png"), ItemState::Untouched),
+        ]));
         list.order_by_uncertainty();
         assert_eq!(list.items, [path("b.png"), path("a.dcm"), path("IM0001")]);
         assert_eq!(list.current, Some(0), "the shown image stays selected");
         assert_eq!(export_path(Path::new("/d/x.dcm"), Some(Path::new("/o")), 3, 10), PathBuf::from("/o/x_f3_mask.png"));
+
+        // The app's own autosaves and exports count as the disk would: first frame, single-frame name.
+        list.autosaved(&path("a.dcm"), 3);
+        assert_eq!(list.state_of(&path("a.dcm")), ItemState::Untouched);
+        list.autosaved(&path("a.dcm"), 0);
+        assert_eq!(list.state_of(&path("a.dcm")), ItemState::Edited);
+        list.exported(&path("b.png"), &path("b_f0_mask.png"), None);
+        assert_eq!(list.state_of(&path("b.png")), ItemState::Untouched);
+        list.exported(&path("b.png"), &path("b_mask.png"), None);
+        assert_eq!(list.state_of(&path("b.png")), ItemState::Exported);
+        list.autosaved(&path("b.png"), 0);
+        assert_eq!(list.state_of(&path("b.png")), ItemState::Exported, "never downgraded");
     }
 }

@@ -134,9 +134,8 @@ pub struct TrainTab {
     pub run: Option<Run>,
     folder_checks: Background<FolderCheck>,
     folder_picks: Background<PathBuf>,
-    /// The CUDA device's name or why there is none, once probed (in the background).
-    cuda: Option<Result<String, String>>,
-    cuda_probe: Background<Result<String, String>>,
+    /// Runs the CUDA probe once (its answer is kept by `job::cuda_device_if_probed`).
+    cuda_probe: Background<()>,
     /// The CPU's thread count, read once.
     cpu_threads: usize,
     /// The default run name for the form's current sources: (name base, free name).
@@ -151,7 +150,6 @@ impl TrainTab {
             run: None,
             folder_checks: Background::new(ctx),
             folder_picks: Background::new(ctx),
-            cuda: None,
             cuda_probe: Background::new(ctx),
             cpu_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             name_hint: None,
@@ -192,9 +190,7 @@ impl TrainTab {
         for path in self.folder_picks.poll() {
             self.add_folder(path, None);
         }
-        if let Some(answer) = self.cuda_probe.poll().pop() {
-            self.cuda = Some(answer);
-        }
+        self.cuda_probe.poll();
         if let Some(hint) = self.name_probe.poll().pop() {
             self.name_hint = Some(hint);
         }
@@ -323,12 +319,14 @@ impl TrainTab {
         match backend {
             BackendKind::Cpu => (true, format!("{} threads", self.cpu_threads)),
             BackendKind::Wgpu => (true, shared.wgpu_adapter.clone().unwrap_or_else(|| "the default GPU".into())),
-            BackendKind::Cuda => match &self.cuda {
-                Some(Ok(device)) => (true, device.clone()),
-                Some(Err(reason)) => (false, reason.clone()),
+            BackendKind::Cuda => match job::cuda_device_if_probed() {
+                Some(Ok(device)) => (true, device),
+                Some(Err(reason)) => (false, reason),
                 None => {
                     if !self.cuda_probe.is_busy() {
-                        self.cuda_probe.spawn(job::cuda_device);
+                        self.cuda_probe.spawn(|| {
+                            let _ = job::cuda_device();
+                        });
                     }
                     (false, "looking for an NVIDIA GPU…".into())
                 }
