@@ -2,7 +2,9 @@
 //! here, the GPU elsewhere). Prints medians:
 //! - frame time while painting a brush stroke on a 4096² image (UI work per frame: the stroke,
 //!   the dirty-rectangle upload queue), and a rendered frame (GPU composite + read-back);
-//! - time from opening an image to the first automatic proposal, per backend.
+//! - time from opening an image to the first automatic proposal, per backend;
+//! - a worklist as a user meets it (warm-up, encode on open, encode-ahead): open → first box
+//!   mask, next image → box mask, and how many masks a dragged box gets per second.
 //! Run: cargo bench --bench app [-- --backends cpu,wgpu]
 
 #[path = "../tests/common/window.rs"]
@@ -27,10 +29,88 @@ fn ms(d: Duration) -> String {
 }
 
 fn app<'a>(file: &Path, home: &Path, backend: BackendKind) -> Harness<'a, AnnotatorApp> {
+    app_with(file, home, backend, false)
+}
+
+fn app_with<'a>(file: &Path, home: &Path, backend: BackendKind, prepare_on_open: bool) -> Harness<'a, AnnotatorApp> {
     let (file, paths) = (file.to_path_buf(), AppPaths::in_folder(home));
     Harness::builder().with_size(egui::vec2(1280.0, 860.0)).with_max_steps(100_000).wgpu().build_eframe(move |cc| {
-        AnnotatorApp::new(cc, AppOptions { file: Some(file), paths, backend: Some(backend), prepare_on_open: false })
+        AnnotatorApp::new(cc, AppOptions { file: Some(file), paths, backend: Some(backend), prepare_on_open })
     })
+}
+
+/// Press at image point `from`, move to `to` in `moves` frames (one move per frame, `pause`
+/// between frames), release; then waits for the final mask. Returns the previews shown meanwhile.
+fn drag_box(harness: &mut Harness<'_, AnnotatorApp>, from: (f32, f32), to: (f32, f32), moves: u32, pause: Duration) -> usize {
+    let screen = |h: &Harness<'_, AnnotatorApp>, (x, y): (f32, f32)| h.state().annotate.screen_pos(x, y).expect("drawn");
+    let (a, b) = (screen(harness, from), screen(harness, to));
+    let before = harness.state().annotate.engine_status().previews_shown;
+    harness.hover_at(a);
+    harness.step();
+    harness.drag_at(a);
+    harness.step();
+    for i in 1..=moves {
+        harness.hover_at(a.lerp(b, i as f32 / moves as f32));
+        harness.step();
+        std::thread::sleep(pause);
+    }
+    harness.drop_at(b);
+    harness.step();
+    wait_for_engine(harness, Duration::from_secs(1800));
+    harness.state().annotate.engine_status().previews_shown - before
+}
+
+fn worklist_flow(home: &Path, backend: BackendKind) {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/ph2-dermoscopy/images");
+    let work = home.join(format!("worklist-{backend}"));
+    std::fs::create_dir_all(&work).unwrap();
+    for name in ["IMD002.jpg", "IMD004.jpg", "IMD009.jpg", "IMD013.jpg"] {
+        let source = data.join(name);
+        assert!(source.is_file(), "this benchmark needs {}", source.display());
+        std::fs::copy(&source, work.join(name)).unwrap();
+    }
+    let start = Instant::now();
+    let mut harness = app_with(&work, home, backend, true);
+    wait_for_load(&mut harness);
+    harness.step();
+    harness.state_mut().annotate.set_tool(Tool::Box);
+    let lesion = ((200.0, 150.0), (560.0, 450.0));
+    drag_box(&mut harness, lesion.0, lesion.1, 8, Duration::ZERO);
+    let first = start.elapsed();
+    let encode = harness.state().annotate.engine_status().last_encode;
+
+    // Idle: the next image is encoded ahead.
+    let app = harness.state_mut();
+    let ahead = app.annotate.wait_for_engine_until(&mut app.shared, Duration::from_secs(1800), |e| e.encoded_ahead >= 1);
+    let next = Instant::now();
+    harness.state_mut().annotate.step_worklist(1);
+    wait_for_load(&mut harness);
+    harness.step();
+    drag_box(&mut harness, lesion.0, lesion.1, 8, Duration::ZERO);
+    let second = next.elapsed();
+    let next_encode = harness.state().annotate.engine_status().last_encode;
+
+    // A box dragged for ~3 s at ~60 frames per second: how often the mask follows.
+    let drag = Instant::now();
+    let previews = drag_box(&mut harness, (150.0, 120.0), (620.0, 500.0), 180, Duration::from_millis(16));
+    let dragged = drag.elapsed();
+    let decode = harness.state().annotate.last_inference().map(|(_, took)| took);
+    println!("worklist of 4 PH2 images on {backend} (warm-up at start, encode on open, encode-ahead):");
+    println!("  open → first box mask {} (encode part {:?})", ms(first), encode);
+    println!(
+        "  next image → box mask {} (encode part {:?}; encoded ahead: {ahead})",
+        ms(second),
+        next_encode
+    );
+    println!(
+        "  box dragged {:.1} s: {previews} masks shown while dragging ({:.1} per second), last decode {:?}",
+        dragged.as_secs_f64(),
+        previews as f64 / dragged.as_secs_f64(),
+        decode
+    );
+    if let Some(e) = harness.state().error() {
+        println!("  error: {e}");
+    }
 }
 
 fn painting_4096(home: &Path) {
@@ -111,5 +191,6 @@ fn main() {
     painting_4096(home.path());
     for backend in backends {
         open_to_proposal(home.path(), backend);
+        worklist_flow(home.path(), backend);
     }
 }

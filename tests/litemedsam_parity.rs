@@ -13,6 +13,7 @@ use burn::prelude::*;
 use delightsam::engine::{AutoSegmenter, Segmenter};
 use delightsam::imaging::ImageSource;
 use delightsam::model::backend::{Cpu, Gpu};
+use delightsam::model::gpu_cache;
 use delightsam::model::weights;
 use delightsam::model::{DeLightSamConfig, PointPrompt, Prompts, preprocess};
 
@@ -151,6 +152,8 @@ fn cpu_backend_matches_pytorch() {
 
 #[test]
 fn wgpu_backend_matches_pytorch() {
+    // Autotune results and compiled kernels persist between runs (CI included), as in the app.
+    gpu_cache::persist_in(&gpu_cache::default_dir());
     let device = Default::default();
     let mut segmenter = Segmenter::<Gpu>::load(&weights::default_record_path(), device).expect("shipped model");
     let device = Default::default();

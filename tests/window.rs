@@ -19,11 +19,16 @@ use egui_kittest::kittest::Queryable;
 
 /// The app with its settings and autosaves in `home`, on the CPU, not encoding on open.
 fn app<'a>(file: Option<PathBuf>, home: &Path, render: bool) -> Harness<'a, AnnotatorApp> {
+    app_with(file, home, render, false)
+}
+
+/// As [`app`]; `ahead`: warm up at start, encode on open and the worklist's neighbours when idle.
+fn app_with<'a>(file: Option<PathBuf>, home: &Path, render: bool, ahead: bool) -> Harness<'a, AnnotatorApp> {
     let paths = AppPaths::in_folder(home);
     let builder = Harness::builder().with_size(egui::vec2(900.0, 640.0)).with_max_steps(50);
     let builder = if render { builder.wgpu() } else { builder };
     builder.build_eframe(move |cc| {
-        AnnotatorApp::new(cc, AppOptions { file, paths, backend: Some(BackendKind::Cpu), prepare_on_open: false })
+        AnnotatorApp::new(cc, AppOptions { file, paths, backend: Some(BackendKind::Cpu), prepare_on_open: ahead })
     })
 }
 
@@ -285,6 +290,55 @@ fn a_folder_opens_as_a_worklist_and_page_down_moves_on() {
     harness.step();
     opened(&mut harness);
     assert_eq!(name(&harness), "cells3d-z30.png");
+}
+
+#[test]
+fn the_next_image_is_encoded_ahead_and_a_dragged_box_previews_its_mask() {
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    copy_to(work.path(), &fixture("raster/colin27_z090.png"));
+    copy_to(work.path(), &fixture("raster/cells3d-z30.png"));
+    let mut harness = app_with(Some(work.path().to_path_buf()), home.path(), false, true);
+    opened(&mut harness);
+    // Idle after the shown image: the engine encodes the next one.
+    let app = harness.state_mut();
+    let ahead = app.annotate.wait_for_engine_until(&mut app.shared, Duration::from_secs(600), |e| e.encoded_ahead >= 1);
+    assert!(ahead, "the next image was encoded ahead");
+    assert_eq!(harness.state().error(), None);
+    harness.key_press(Key::PageDown);
+    harness.step();
+    opened(&mut harness);
+    assert!(wait_for_engine(&mut harness, Duration::from_secs(300)));
+    let status = harness.state().annotate.engine_status();
+    assert_eq!(status.last_prepared, Some(Duration::ZERO), "the image was encoded ahead: nothing to encode on open");
+
+    // Press, move: each move sends the box as a preview, whose mask is shown while dragging.
+    harness.state_mut().annotate.set_tool(Tool::Box);
+    let (from, to) = (screen(&harness, 40.0, 40.0), screen(&harness, 140.0, 150.0));
+    harness.hover_at(from);
+    harness.step();
+    harness.event(egui::Event::PointerButton { pos: from, button: egui::PointerButton::Primary, pressed: true, modifiers: Modifiers::NONE });
+    harness.step();
+    for i in 1..=8 {
+        harness.hover_at(from.lerp(to, i as f32 / 8.0));
+        harness.step();
+    }
+    let app = harness.state_mut();
+    let previewed = app.annotate.wait_for_engine_until(&mut app.shared, Duration::from_secs(300), |e| e.previews_shown >= 1);
+    assert!(previewed, "a preview came back while the button was held");
+    assert_eq!(harness.state().annotate.last_encode(), Some(Duration::ZERO), "decoded from the cached embedding");
+    assert!(harness.state().annotate.mask().unwrap().foreground_count() > 0, "the preview is shown");
+
+    harness.event(egui::Event::PointerButton { pos: to, button: egui::PointerButton::Primary, pressed: false, modifiers: Modifiers::NONE });
+    harness.step();
+    assert!(wait_for_engine(&mut harness, Duration::from_secs(300)));
+    harness.run_steps(2);
+    assert_eq!(harness.state().error(), None);
+    assert!(harness.state().annotate.mask().unwrap().foreground_count() > 0);
+    // Previews and the final answer are one undo step.
+    harness.key_press_modifiers(Modifiers::COMMAND, Key::Z);
+    harness.step();
+    assert_eq!(harness.state().annotate.mask().unwrap().foreground_count(), 0);
 }
 
 #[test]

@@ -5,8 +5,11 @@
 
 use std::path::{Path, PathBuf};
 
+use eframe::egui_wgpu::wgpu;
+
 use super::settings::{AppPaths, Settings};
 use crate::engine::worker::{Request, Worker};
+use crate::model::backend::BackendKind;
 
 /// The window's two tabs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +51,8 @@ pub struct Shared {
     pub ctx: egui::Context,
     /// The renderer's GPU, if the window runs on wgpu.
     pub wgpu_adapter: Option<String>,
+    /// What the engine runs on unless the user chooses (`settings.engine`).
+    pub automatic: AutomaticBackend,
     /// `settings.trained_models` as last checked on the disk: when the list changes or a run
     /// ends, never per frame.
     models: Vec<ModelFile>,
@@ -56,7 +61,14 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(settings: Settings, paths: AppPaths, engine: Worker, ctx: &egui::Context, wgpu_adapter: Option<String>) -> Self {
+    pub fn new(
+        settings: Settings,
+        paths: AppPaths,
+        engine: Worker,
+        ctx: &egui::Context,
+        wgpu_adapter: Option<String>,
+        automatic: AutomaticBackend,
+    ) -> Self {
         Self {
             settings,
             paths,
@@ -64,6 +76,7 @@ impl Shared {
             engine,
             ctx: ctx.clone(),
             wgpu_adapter,
+            automatic,
             models: Vec::new(),
             models_checked_for: None,
             commands: Vec::new(),
@@ -93,9 +106,14 @@ impl Shared {
         }
     }
 
+    /// The backend the engine runs on: the user's choice, else the automatic one.
+    pub fn engine_backend(&self) -> BackendKind {
+        self.settings.engine.unwrap_or(self.automatic.backend)
+    }
+
     /// Tells the engine the backend and model the settings name (it reloads on next use).
     pub fn configure_engine(&self) {
-        self.engine.send(Request::Configure { backend: self.settings.backend, auto_model: self.settings.auto_model.clone() });
+        self.engine.send(Request::Configure { backend: self.engine_backend(), auto_model: self.settings.auto_model.clone() });
     }
 
     /// The trained models as last checked (files that exist, runs that can be resumed).
@@ -129,4 +147,38 @@ fn check_model(path: PathBuf) -> ModelFile {
     let exists = path.is_file();
     let resumable = path.parent().is_some_and(|run| crate::train::resumable(run).is_some());
     ModelFile { path, exists, resumable }
+}
+
+/// The engine's backend when the user has not chosen one: the GPU (wgpu) when the window's
+/// adapter is real hardware; the CPU when it is a software renderer (lavapipe/llvmpipe, WARP,
+/// SwiftShader: far slower than the CPU backend) or when the window has no wgpu adapter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AutomaticBackend {
+    pub backend: BackendKind,
+    /// Why, in words, with the adapter's name.
+    pub reason: String,
+}
+
+impl AutomaticBackend {
+    pub fn for_adapter(adapter: Option<&wgpu::AdapterInfo>) -> Self {
+        use wgpu::DeviceType;
+        let Some(info) = adapter else {
+            let reason = "no GPU adapter: the window does not run on wgpu".into();
+            return Self { backend: BackendKind::Cpu, reason };
+        };
+        let name = &info.name;
+        match info.device_type {
+            DeviceType::DiscreteGpu | DeviceType::IntegratedGpu | DeviceType::VirtualGpu => {
+                Self { backend: BackendKind::Wgpu, reason: format!("GPU: {name}") }
+            }
+            DeviceType::Cpu => Self {
+                backend: BackendKind::Cpu,
+                reason: format!("the only GPU adapter, {name}, is a software renderer: the CPU backend is faster"),
+            },
+            DeviceType::Other => Self {
+                backend: BackendKind::Cpu,
+                reason: format!("the GPU adapter {name} is of an unknown kind: the CPU backend is the safe choice"),
+            },
+        }
+    }
 }

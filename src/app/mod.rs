@@ -23,8 +23,8 @@ mod widgets;
 use std::path::PathBuf;
 
 pub use annotate::tools::{self, Tool};
-pub use annotate::{AnnotateTab, ItemState, Worklist, export_path};
-pub use context::{Command, Shared, Tab};
+pub use annotate::{AnnotateTab, EngineStatus, ItemState, Worklist, export_path};
+pub use context::{AutomaticBackend, Command, Shared, Tab};
 pub use export_log::{ExportLog, ExportRecord};
 pub use settings::{AppPaths, Settings};
 pub use shell::{AnnotatorApp, AppOptions};

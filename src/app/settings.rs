@@ -19,7 +19,9 @@ pub struct Settings {
     pub brush_radius: f32,
     pub opacity: f32,
     pub show_mask: bool,
-    pub backend: BackendKind,
+    /// The backend the user chose for the AI; `None` = automatic (see `AutomaticBackend`).
+    /// (Named anew so that the CPU saved by earlier versions as a default is not kept as a choice.)
+    pub engine: Option<BackendKind>,
     /// The De-LightSAM record for automatic proposals; `None` = the shipped model.
     pub auto_model: Option<PathBuf>,
     /// The modality chosen last for files that do not name one.
@@ -39,7 +41,7 @@ impl Default for Settings {
             brush_radius: 8.0,
             opacity: 0.45,
             show_mask: true,
-            backend: BackendKind::Cpu,
+            engine: None,
             auto_model: None,
             modality: "dermoscopy".into(),
             trained_models: Vec::new(),
@@ -153,7 +155,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config/settings.json");
         assert_eq!(Settings::load(&path), (Settings::default(), None));
-        let mut settings = Settings { brush_radius: 12.0, backend: BackendKind::Wgpu, ..Settings::default() };
+        let mut settings = Settings { brush_radius: 12.0, engine: Some(BackendKind::Wgpu), ..Settings::default() };
         settings.remember_file(Path::new("/nonexistent/a.png"));
         settings.remember_file(Path::new("/nonexistent/b.png"));
         settings.remember_file(Path::new("/nonexistent/a.png"));

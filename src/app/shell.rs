@@ -5,10 +5,10 @@
 use std::path::PathBuf;
 
 use super::annotate::AnnotateTab;
-use super::context::{Command, Shared, Tab};
+use super::context::{AutomaticBackend, Command, Shared, Tab};
 use super::settings::{AppPaths, Settings};
 use super::train_tab::TrainTab;
-use crate::engine::worker::Worker;
+use crate::engine::worker::{Request, Worker};
 use crate::model::backend::BackendKind;
 
 /// Options the window starts with (tests use their own folders and the CPU).
@@ -17,7 +17,8 @@ pub struct AppOptions {
     pub paths: AppPaths,
     /// Overrides the saved backend.
     pub backend: Option<BackendKind>,
-    /// Encode each image as soon as it opens (so the first prompt is quick).
+    /// Warm the model up at start, encode each image as soon as it opens (so the first prompt
+    /// is quick) and its worklist neighbours when idle. Tests that count engine work turn it off.
     pub prepare_on_open: bool,
 }
 
@@ -49,14 +50,20 @@ pub struct AnnotatorApp {
 impl AnnotatorApp {
     pub fn new(cc: &eframe::CreationContext<'_>, options: AppOptions) -> Self {
         let ctx = &cc.egui_ctx;
-        let adapter = cc.wgpu_render_state.as_ref().map(|state| state.adapter.get_info().name);
+        let adapter = cc.wgpu_render_state.as_ref().map(|state| state.adapter.get_info());
+        let automatic = AutomaticBackend::for_adapter(adapter.as_ref());
         let (mut settings, warning) = Settings::load(&options.paths.settings);
         if let Some(backend) = options.backend {
-            settings.backend = backend;
+            settings.engine = Some(backend);
         }
+        let backend = settings.engine.unwrap_or(automatic.backend);
         let repaint = ctx.clone();
-        let engine = Worker::spawn(settings.backend, settings.auto_model.clone(), move || repaint.request_repaint());
-        let mut shared = Shared::new(settings, options.paths, engine, ctx, adapter);
+        let engine = Worker::spawn(backend, settings.auto_model.clone(), move || repaint.request_repaint());
+        if options.prepare_on_open {
+            engine.send(Request::WarmUp);
+        }
+        let adapter_name = adapter.map(|info| info.name);
+        let mut shared = Shared::new(settings, options.paths, engine, ctx, adapter_name, automatic);
         shared.status.message = warning;
         shared.check_models_if_changed();
         let mut annotate = AnnotateTab::new(cc, options.prepare_on_open);

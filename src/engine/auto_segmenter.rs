@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use burn::prelude::*;
 
 use super::EngineError;
+use super::embedding_cache::{DEFAULT_CAPACITY, EmbeddingCache};
 use super::segmenter::Timings;
 use crate::imaging::{Frame, Mask};
 use crate::model::backend::{BackendKind, with_backend};
@@ -35,20 +36,18 @@ pub struct AutoSegmentation {
 }
 
 struct CachedEmbedding<B: Backend> {
-    key: String,
-    slot: usize,
     embedding: Tensor<B, 4>,
     patch_logits: Tensor<B, 4>,
     geometry: Geometry,
 }
 
-/// De-LightSAM on one device, with the last (image, modality) embedding kept.
+/// De-LightSAM on one device, with the last few (image, modality) embeddings kept.
 pub struct AutoSegmenter<B: Backend> {
     model: DeLightSam<B>,
     config: DeLightSamConfig,
     provenance: Provenance,
     device: B::Device,
-    cache: Option<CachedEmbedding<B>>,
+    cache: EmbeddingCache<(String, usize), CachedEmbedding<B>>,
 }
 
 impl<B: Backend> AutoSegmenter<B> {
@@ -60,7 +59,7 @@ impl<B: Backend> AutoSegmenter<B> {
     }
 
     pub fn new(model: DeLightSam<B>, config: DeLightSamConfig, provenance: Provenance, device: B::Device) -> Self {
-        Self { model: model.for_inference(), config, provenance, device, cache: None }
+        Self { model: model.for_inference(), config, provenance, device, cache: EmbeddingCache::new(DEFAULT_CAPACITY) }
     }
 
     pub fn modalities(&self) -> &ModalityRegistry {
@@ -81,7 +80,8 @@ impl<B: Backend> AutoSegmenter<B> {
 
     /// Encodes `frame` for `slot` unless that embedding is cached under `key`.
     pub fn prepare(&mut self, key: &str, frame: &Frame, slot: usize) -> Result<Duration, EngineError> {
-        if self.cache.as_ref().is_some_and(|c| c.key == key && c.slot == slot) {
+        let cache_key = (key.to_string(), slot);
+        if self.cache.get(&cache_key).is_some() {
             return Ok(Duration::ZERO);
         }
         let start = Instant::now();
@@ -89,7 +89,7 @@ impl<B: Backend> AutoSegmenter<B> {
         let embedding = self.model.encode(tensor, slot);
         let patch_logits = self.model.sp_generator.patch_logits(embedding.clone());
         readback::sync::<B>(&self.device, "encoding the image")?;
-        self.cache = Some(CachedEmbedding { key: key.to_string(), slot, embedding, patch_logits, geometry });
+        self.cache.insert(cache_key, CachedEmbedding { embedding, patch_logits, geometry });
         Ok(start.elapsed())
     }
 
@@ -107,7 +107,7 @@ impl<B: Backend> AutoSegmenter<B> {
         }
         let encode = self.prepare(key, frame, slot)?;
         let start = Instant::now();
-        let cache = self.cache.as_ref().expect("prepare fills the cache");
+        let cache = self.cache.get(&(key.to_string(), slot)).expect("prepare fills the cache");
         let grid_tensor = match grid {
             Some(g) => {
                 let cells: Vec<f32> = g.labels().iter().map(|&l| f32::from(u8::from(l != 0))).collect();

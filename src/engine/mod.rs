@@ -3,6 +3,7 @@
 //! The app's engine thread ([`worker`]) and the CLI own them.
 
 mod auto_segmenter;
+mod embedding_cache;
 mod segmenter;
 pub mod worker;
 

@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 use burn::prelude::*;
 
 use super::EngineError;
+use super::embedding_cache::{DEFAULT_CAPACITY, EmbeddingCache};
 use crate::imaging::{Frame, Mask};
 use crate::model::backend::{BackendKind, with_backend};
 use crate::model::preprocess::{self, Geometry};
@@ -33,47 +34,59 @@ pub struct Segmentation {
 }
 
 struct CachedEmbedding<B: Backend> {
-    key: String,
     embedding: Tensor<B, 4>,
     geometry: Geometry,
 }
 
-/// LiteMedSAM on one device, with the embedding of the last image kept.
+/// LiteMedSAM on one device, with the embeddings of the last few images kept.
 pub struct Segmenter<B: Backend> {
     model: LiteMedSam<B>,
     device: B::Device,
-    cache: Option<CachedEmbedding<B>>,
+    cache: EmbeddingCache<String, CachedEmbedding<B>>,
 }
 
 impl<B: Backend> Segmenter<B> {
     pub fn load(record: &Path, device: B::Device) -> Result<Self, WeightsError> {
         let model = weights::load::<B>(record, &device)?.for_inference();
-        Ok(Self { model, device, cache: None })
+        Ok(Self { model, device, cache: EmbeddingCache::new(DEFAULT_CAPACITY) })
     }
 
     pub fn device_name(&self) -> String {
         B::name(&self.device)
     }
 
-    /// Encodes `frame` unless the cached embedding has the same `key` (e.g. path + frame number).
+    /// Encodes `frame` unless an embedding is cached under `key` (e.g. path + frame number).
     pub fn prepare(&mut self, key: &str, frame: &Frame) -> Result<Duration, EngineError> {
-        if self.cache.as_ref().is_some_and(|c| c.key == key) {
-            return Ok(Duration::ZERO);
+        let took = self.prepare_unless(key, frame, &|| false)?;
+        Ok(took.expect("never asked to stop"))
+    }
+
+    /// As [`prepare`](Self::prepare), but gives up (`Ok(None)`, nothing cached) when `stop`
+    /// says so between encoder blocks: for images encoded ahead of the user.
+    pub fn prepare_unless(&mut self, key: &str, frame: &Frame, stop: &dyn Fn() -> bool) -> Result<Option<Duration>, EngineError> {
+        if self.cache.get(&key.to_string()).is_some() {
+            return Ok(Some(Duration::ZERO));
         }
         let start = Instant::now();
         let (tensor, geometry) = preprocess::prepare(frame, INPUT_SIZE).into_tensor::<B>(&self.device);
-        let embedding = self.model.encode(tensor);
+        let Some(embedding) = self.model.encode_unless(tensor, stop) else {
+            return Ok(None);
+        };
         // Wait for the device, so the time measured is the encoder's.
         readback::sync::<B>(&self.device, "encoding the image")?;
-        self.cache = Some(CachedEmbedding { key: key.to_string(), embedding, geometry });
-        Ok(start.elapsed())
+        self.cache.insert(key.to_string(), CachedEmbedding { embedding, geometry });
+        Ok(Some(start.elapsed()))
+    }
+
+    pub fn is_cached(&self, key: &str) -> bool {
+        self.cache.contains(&key.to_string())
     }
 
     /// Segments with prompts given in original-image pixels, re-using the cached embedding.
     pub fn segment(&mut self, key: &str, frame: &Frame, prompts_in_image: &Prompts) -> Result<Segmentation, EngineError> {
         let encode = self.prepare(key, frame)?;
         let start = Instant::now();
-        let cache = self.cache.as_ref().expect("prepare fills the cache");
+        let cache = self.cache.get(&key.to_string()).expect("prepare fills the cache");
         let prompts = prompts_in_image.to_input_space(&cache.geometry);
         let decoded = self.model.decode(cache.embedding.clone(), &prompts);
         let logits = preprocess::logits_at_image_size(decoded.logits, &cache.geometry)?;
@@ -92,6 +105,8 @@ impl<B: Backend> Segmenter<B> {
 trait AnySegmenter: Send {
     fn device_name(&self) -> String;
     fn prepare(&mut self, key: &str, frame: &Frame) -> Result<Duration, EngineError>;
+    fn prepare_unless(&mut self, key: &str, frame: &Frame, stop: &dyn Fn() -> bool) -> Result<Option<Duration>, EngineError>;
+    fn is_cached(&self, key: &str) -> bool;
     fn segment(&mut self, key: &str, frame: &Frame, prompts: &Prompts) -> Result<Segmentation, EngineError>;
 }
 
@@ -105,6 +120,14 @@ where
 
     fn prepare(&mut self, key: &str, frame: &Frame) -> Result<Duration, EngineError> {
         Segmenter::prepare(self, key, frame)
+    }
+
+    fn prepare_unless(&mut self, key: &str, frame: &Frame, stop: &dyn Fn() -> bool) -> Result<Option<Duration>, EngineError> {
+        Segmenter::prepare_unless(self, key, frame, stop)
+    }
+
+    fn is_cached(&self, key: &str) -> bool {
+        Segmenter::is_cached(self, key)
     }
 
     fn segment(&mut self, key: &str, frame: &Frame, prompts: &Prompts) -> Result<Segmentation, EngineError> {
@@ -129,6 +152,14 @@ impl DynSegmenter {
 
     pub fn prepare(&mut self, key: &str, frame: &Frame) -> Result<Duration, EngineError> {
         self.0.prepare(key, frame)
+    }
+
+    pub fn prepare_unless(&mut self, key: &str, frame: &Frame, stop: &dyn Fn() -> bool) -> Result<Option<Duration>, EngineError> {
+        self.0.prepare_unless(key, frame, stop)
+    }
+
+    pub fn is_cached(&self, key: &str) -> bool {
+        self.0.is_cached(key)
     }
 
     pub fn segment(&mut self, key: &str, frame: &Frame, prompts: &Prompts) -> Result<Segmentation, EngineError> {

@@ -1,10 +1,14 @@
 //! The engine thread: it owns the device and the models; the UI sends requests over a channel
 //! and gets replies back, with a wake-up call after each so it repaints. A request for an older
 //! image than the newest one queued is dropped unanswered: switching images cancels stale work.
+//! When nothing is asked, the engine encodes the worklist's neighbouring images ahead; a request
+//! arriving meanwhile stops that encode at the next encoder block, so nobody waits for it.
 
+use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 use std::time::{Duration, Instant};
 
@@ -23,24 +27,36 @@ pub struct ImageId {
     pub key: String,
 }
 
+/// The embedding caches' key for frame `frame` of the image file at `path`.
+pub fn image_key(path: &Path, frame: u32) -> String {
+    format!("{}#{frame}", path.display())
+}
+
 pub enum Request {
     /// Encode the image now so that prompts on it are fast.
     Prepare { image: ImageId, frame: Arc<Frame> },
-    /// Box and/or point prompts (LiteMedSAM), in image pixels.
-    Prompt { image: ImageId, frame: Arc<Frame>, prompts: Prompts },
+    /// Box and/or point prompts (LiteMedSAM), in image pixels. `preview`: the box is still being
+    /// dragged (the answer is shown, but is not an undo step).
+    Prompt { image: ImageId, frame: Arc<Frame>, prompts: Prompts, preview: bool },
     /// An automatic proposal (De-LightSAM) as `modality`, with the user's patch grid if edited.
     Auto { image: ImageId, frame: Arc<Frame>, modality: String, grid: Option<Mask> },
     /// Use another backend or De-LightSAM record from the next request on.
     Configure { backend: BackendKind, auto_model: Option<PathBuf> },
     /// How unsure De-LightSAM is about the image file's first frame (active learning).
     Uncertainty { path: PathBuf, modality: String },
+    /// Encode these image files' first frames when idle, in this order (replaces the previous
+    /// list): the worklist's neighbours of the shown image.
+    EncodeAhead { paths: Vec<PathBuf> },
+    /// Load LiteMedSAM and run it once on a made-up image, so that kernel compilation and
+    /// autotuning (GPU) happen now rather than on the user's first click.
+    WarmUp,
 }
 
 impl Request {
     fn image(&self) -> Option<&ImageId> {
         match self {
             Request::Prepare { image, .. } | Request::Prompt { image, .. } | Request::Auto { image, .. } => Some(image),
-            Request::Configure { .. } | Request::Uncertainty { .. } => None,
+            Request::Configure { .. } | Request::Uncertainty { .. } | Request::EncodeAhead { .. } | Request::WarmUp => None,
         }
     }
 }
@@ -58,16 +74,22 @@ pub enum Reply {
     Loaded { model: String, backend: BackendKind, device: String, note: Option<String> },
     /// The image is encoded and ready for prompts.
     Prepared { image: ImageId, took: Duration },
-    Mask { image: ImageId, kind: ResultKind, mask: Mask, grid: Option<Mask>, took: Duration, encode: Duration },
+    Mask { image: ImageId, kind: ResultKind, mask: Mask, grid: Option<Mask>, took: Duration, encode: Duration, preview: bool },
     Error { image: Option<ImageId>, message: String },
     /// The mean mask entropy of an image file (see `AutoSegmenter::uncertainty`), or why not.
     Uncertainty { path: PathBuf, score: Result<f32, String> },
+    /// An image file was encoded ahead (its first frame's embedding is cached).
+    EncodedAhead { path: PathBuf, took: Duration },
+    /// The warm-up ran: the model is loaded and its kernels are compiled.
+    WarmedUp { took: Duration },
 }
 
 /// The UI's handle on the engine thread. Dropping it ends the thread.
 pub struct Worker {
     requests: Sender<Request>,
     replies: Receiver<Reply>,
+    /// Requests sent and not yet taken by the engine: work done ahead stops when this is > 0.
+    waiting: Arc<AtomicUsize>,
 }
 
 impl Worker {
@@ -75,15 +97,26 @@ impl Worker {
     pub fn spawn(backend: BackendKind, auto_model: Option<PathBuf>, wake: impl Fn() + Send + 'static) -> Self {
         let (requests, inbox) = channel();
         let (outbox, replies) = channel();
-        let engine = Engine { backend, auto_model, prompt_model: None, auto: None, outbox, wake: Box::new(wake) };
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let engine = Engine {
+            backend,
+            auto_model,
+            prompt_model: None,
+            auto: None,
+            ahead: VecDeque::new(),
+            waiting: waiting.clone(),
+            outbox,
+            wake: Box::new(wake),
+        };
         std::thread::Builder::new()
             .name("engine".into())
             .spawn(move || engine.run(inbox))
             .expect("the OS refused to start the engine thread");
-        Self { requests, replies }
+        Self { requests, replies, waiting }
     }
 
     pub fn send(&self, request: Request) {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
         // A send fails only when the engine thread is gone; the next poll reports that.
         let _ = self.requests.send(request);
     }
@@ -115,27 +148,52 @@ struct Engine {
     auto_model: Option<PathBuf>,
     prompt_model: Option<DynSegmenter>,
     auto: Option<DynAutoSegmenter>,
+    /// Image files to encode when idle, next first.
+    ahead: VecDeque<PathBuf>,
+    waiting: Arc<AtomicUsize>,
     outbox: Sender<Reply>,
     wake: Box<dyn Fn() + Send>,
 }
 
 impl Engine {
     fn run(mut self, inbox: Receiver<Request>) {
-        while let Ok(first) = inbox.recv() {
-            let mut queue = vec![first];
-            queue.extend(inbox.try_iter());
-            for request in latest_only(queue) {
-                let image = request.image().cloned();
-                // A model bug must not take the window down with it: report it and go on.
-                let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| self.handle(request)));
-                if let Err(panic) = outcome {
-                    let message = crate::panic_message(panic.as_ref()).unwrap_or_else(|| "unknown error".into());
-                    // The models may be in a bad state after a panic: load them again next time.
-                    self.prompt_model = None;
-                    self.auto = None;
-                    self.reply(Reply::Error { image, message: format!("the model failed: {message}") });
+        loop {
+            let mut queue = Vec::new();
+            if self.ahead.is_empty() {
+                match inbox.recv() {
+                    Ok(request) => queue.push(request),
+                    Err(_) => return,
                 }
             }
+            loop {
+                match inbox.try_recv() {
+                    Ok(request) => queue.push(request),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => return,
+                }
+            }
+            self.waiting.fetch_sub(queue.len(), Ordering::SeqCst);
+            if queue.is_empty() {
+                self.guarded(None, Self::encode_next_ahead);
+                continue;
+            }
+            for request in latest_only(queue) {
+                let image = request.image().cloned();
+                self.guarded(image, |engine| engine.handle(request));
+            }
+        }
+    }
+
+    /// Runs `work`; a model bug must not take the window down with it: report it and go on.
+    fn guarded(&mut self, image: Option<ImageId>, work: impl FnOnce(&mut Self)) {
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| work(self)));
+        if let Err(panic) = outcome {
+            let message = crate::panic_message(panic.as_ref()).unwrap_or_else(|| "unknown error".into());
+            // The models may be in a bad state after a panic: load them again next time.
+            self.prompt_model = None;
+            self.auto = None;
+            self.ahead.clear();
+            self.reply(Reply::Error { image, message: format!("the model failed: {message}") });
         }
     }
 
@@ -154,9 +212,65 @@ impl Engine {
         match request {
             Request::Configure { backend, auto_model } => self.configure(backend, auto_model),
             Request::Prepare { image, frame } => self.prepare(image, &frame),
-            Request::Prompt { image, frame, prompts } => self.prompt(image, &frame, &prompts),
+            Request::Prompt { image, frame, prompts, preview } => self.prompt(image, &frame, &prompts, preview),
             Request::Uncertainty { path, modality } => self.uncertainty(path, &modality),
             Request::Auto { image, frame, modality, grid } => self.auto(image, &frame, &modality, grid.as_ref()),
+            Request::EncodeAhead { paths } => self.ahead = paths.into(),
+            Request::WarmUp => self.warm_up(),
+        }
+    }
+
+    /// Encodes the next image of the ahead list, unless it is cached; a request arriving
+    /// meanwhile stops it (it goes back to the front of the list, for the next idle moment).
+    fn encode_next_ahead(&mut self) {
+        let Some(path) = self.ahead.pop_front() else { return };
+        let waiting = self.waiting.clone();
+        let stop = move || waiting.load(Ordering::SeqCst) > 0;
+        let key = image_key(&path, 0);
+        let Some(model) = self.prompt_model.as_mut() else { return };
+        if model.is_cached(&key) {
+            return;
+        }
+        let frame = match crate::imaging::ImageSource::open(&path).and_then(|source| source.frame(0)) {
+            Ok(frame) => frame,
+            // Opening it for real will say what is wrong with it.
+            Err(e) => return log::info!("not encoded ahead: {}: {}", path.display(), error_chain(&e)),
+        };
+        match model.prepare_unless(&key, &frame, &stop) {
+            Ok(Some(took)) => self.reply(Reply::EncodedAhead { path, took }),
+            Ok(None) => self.ahead.push_front(path),
+            Err(e) => log::warn!("not encoded ahead: {}: {}", path.display(), error_chain(&e)),
+        }
+    }
+
+    fn warm_up(&mut self) {
+        let started = Instant::now();
+        let id = ImageId { generation: 0, key: "warm-up".into() };
+        if !self.ensure_prompt_model(None) {
+            return;
+        }
+        self.reply(Reply::Busy { image: None, what: format!("Warming up {} (compiling and tuning kernels)…", self.backend) });
+        // A made-up 256² image (a bright disc) and a box around the disc: encoder and decoder.
+        let side = super::segmenter::INPUT_SIZE;
+        let values = (0..side * side)
+            .map(|i| {
+                let (x, y) = ((i % side) as f32 - 128.0, (i / side) as f32 - 128.0);
+                if x * x + y * y < 60.0 * 60.0 { 200.0 } else { 20.0 }
+            })
+            .collect();
+        let frame = Frame::from_values(side, side, 1, values);
+        let waiting = self.waiting.clone();
+        let stop = move || waiting.load(Ordering::SeqCst) > 0;
+        let Some(model) = self.prompt_model.as_mut() else { return };
+        let warmed = match model.prepare_unless(&id.key, &frame, &stop) {
+            Ok(Some(_)) => model.segment(&id.key, &frame, &Prompts { bbox: Some([60.0, 60.0, 196.0, 196.0]), points: vec![] }),
+            // The user asked for something: that request warms the same kernels.
+            Ok(None) => return,
+            Err(e) => Err(e),
+        };
+        match warmed {
+            Ok(_) => self.reply(Reply::WarmedUp { took: started.elapsed() }),
+            Err(e) => self.reply_error(None, &e),
         }
     }
 
@@ -173,7 +287,7 @@ impl Engine {
     }
 
     fn prepare(&mut self, image: ImageId, frame: &Frame) {
-        if !self.ensure_prompt_model(&image) {
+        if !self.ensure_prompt_model(Some(&image)) {
             return;
         }
         self.reply(Reply::Busy { image: Some(image.clone()), what: "Encoding the image…".into() });
@@ -184,11 +298,13 @@ impl Engine {
         }
     }
 
-    fn prompt(&mut self, image: ImageId, frame: &Frame, prompts: &Prompts) {
-        if !self.ensure_prompt_model(&image) {
+    fn prompt(&mut self, image: ImageId, frame: &Frame, prompts: &Prompts, preview: bool) {
+        if !self.ensure_prompt_model(Some(&image)) {
             return;
         }
-        self.reply(Reply::Busy { image: Some(image.clone()), what: "Segmenting…".into() });
+        if !preview {
+            self.reply(Reply::Busy { image: Some(image.clone()), what: "Segmenting…".into() });
+        }
         let Some(model) = self.prompt_model.as_mut() else { return };
         let started = Instant::now();
         match model.segment(&image.key, frame, prompts) {
@@ -199,6 +315,7 @@ impl Engine {
                 grid: None,
                 took: started.elapsed(),
                 encode: result.timings.encode,
+                preview,
             }),
             Err(e) => self.reply_error(Some(image), &e),
         }
@@ -234,15 +351,16 @@ impl Engine {
                 grid: Some(result.grid),
                 took: started.elapsed(),
                 encode: result.timings.encode,
+                preview: false,
             }),
             Err(e) => self.reply_error(Some(image), &e),
         }
     }
 
     /// LiteMedSAM on the chosen backend, loaded on first use.
-    fn ensure_prompt_model(&mut self, image: &ImageId) -> bool {
+    fn ensure_prompt_model(&mut self, image: Option<&ImageId>) -> bool {
         if self.prompt_model.is_none() {
-            self.reply(Reply::Busy { image: Some(image.clone()), what: format!("Loading LiteMedSAM on {}…", self.backend) });
+            self.reply(Reply::Busy { image: image.cloned(), what: format!("Loading LiteMedSAM on {}…", self.backend) });
             match DynSegmenter::load(self.backend, &weights::default_record_path()) {
                 Ok(model) => {
                     self.reply(Reply::Loaded {
@@ -254,7 +372,7 @@ impl Engine {
                     self.prompt_model = Some(model);
                 }
                 Err(e) => {
-                    self.reply_error(Some(image.clone()), &e);
+                    self.reply_error(image.cloned(), &e);
                     return false;
                 }
             }
@@ -296,16 +414,19 @@ fn first_frame_uncertainty(model: &DynAutoSegmenter, path: &std::path::Path, mod
     model.uncertainty(&frame, slot)
 }
 
-/// Drops requests for images older than the newest one in the queue, and all but the last
-/// prompt request per image (prompts are cumulative: the last one holds every box and point).
+/// Drops requests for images older than the newest one in the queue, all but the last prompt
+/// request per image (prompts are cumulative: the last one holds every box and point), and all
+/// but the last list of images to encode ahead.
 fn latest_only(queue: Vec<Request>) -> Vec<Request> {
     let newest = queue.iter().filter_map(|r| r.image().map(|i| i.generation)).max();
     let last_prompt = queue.iter().rposition(|r| matches!(r, Request::Prompt { .. }));
+    let last_ahead = queue.iter().rposition(|r| matches!(r, Request::EncodeAhead { .. }));
     queue
         .into_iter()
         .enumerate()
         .filter(|(i, r)| match r {
-            Request::Configure { .. } | Request::Uncertainty { .. } => true,
+            Request::Configure { .. } | Request::Uncertainty { .. } | Request::WarmUp => true,
+            Request::EncodeAhead { .. } => Some(*i) == last_ahead,
             Request::Prompt { image, .. } => Some(image.generation) == newest && Some(*i) == last_prompt,
             r => r.image().map(|img| img.generation) == newest,
         })
@@ -329,16 +450,29 @@ mod tests {
     fn stale_requests_are_dropped() {
         let queue = vec![
             Request::Prepare { image: id(1), frame: frame() },
-            Request::Prompt { image: id(1), frame: frame(), prompts: Prompts::default() },
+            Request::Prompt { image: id(1), frame: frame(), prompts: Prompts::default(), preview: false },
             Request::Configure { backend: BackendKind::Cpu, auto_model: None },
             Request::Prepare { image: id(2), frame: frame() },
-            Request::Prompt { image: id(2), frame: frame(), prompts: Prompts::default() },
-            Request::Prompt { image: id(2), frame: frame(), prompts: Prompts { bbox: Some([0.0, 0.0, 2.0, 2.0]), points: vec![] } },
+            Request::Prompt { image: id(2), frame: frame(), prompts: Prompts::default(), preview: true },
+            Request::Prompt { image: id(2), frame: frame(), prompts: Prompts { bbox: Some([0.0, 0.0, 2.0, 2.0]), points: vec![] }, preview: false },
         ];
         let kept = latest_only(queue);
         assert_eq!(kept.len(), 3);
         assert!(matches!(kept[0], Request::Configure { .. }));
         assert!(matches!(&kept[1], Request::Prepare { image, .. } if image.generation == 2));
         assert!(matches!(&kept[2], Request::Prompt { prompts, .. } if prompts.bbox.is_some()));
+    }
+
+    #[test]
+    fn only_the_last_ahead_list_is_kept() {
+        let queue = vec![
+            Request::EncodeAhead { paths: vec!["a.png".into()] },
+            Request::WarmUp,
+            Request::EncodeAhead { paths: vec!["b.png".into(), "c.png".into()] },
+        ];
+        let kept = latest_only(queue);
+        assert_eq!(kept.len(), 2);
+        assert!(matches!(kept[0], Request::WarmUp));
+        assert!(matches!(&kept[1], Request::EncodeAhead { paths } if paths.len() == 2));
     }
 }

@@ -10,7 +10,9 @@
 use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use burn::tensor::activation::{gelu, softmax};
+use burn::tensor::activation::softmax;
+
+use super::kernels::gelu;
 
 #[derive(Config, Debug)]
 pub struct ControllerConfig {

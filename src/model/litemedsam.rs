@@ -47,6 +47,11 @@ impl<B: Backend> LiteMedSam<B> {
         self.image_encoder.forward(image)
     }
 
+    /// [`encode`](Self::encode), given up (`None`) when `stop` says so between encoder blocks.
+    pub fn encode_unless(&self, image: Tensor<B, 4>, stop: &dyn Fn() -> bool) -> Option<Tensor<B, 4>> {
+        self.image_encoder.forward_unless(image, None, stop)
+    }
+
     /// Decodes prompts (in model-input pixels) against a cached embedding.
     pub fn decode(&self, embedding: Tensor<B, 4>, prompts: &Prompts) -> Decoded<B> {
         let device = embedding.device();

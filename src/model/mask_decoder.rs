@@ -4,8 +4,8 @@
 use burn::nn::conv::{ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{Embedding, EmbeddingConfig};
 use burn::prelude::*;
-use burn::tensor::activation::gelu;
 
+use super::kernels::gelu;
 use super::layers::{LayerNorm2d, SamMlp};
 use super::transformer::{TwoWayTransformer, TwoWayTransformerConfig};
 

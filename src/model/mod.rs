@@ -5,6 +5,8 @@
 pub mod backend;
 pub mod controller;
 pub mod delightsam;
+pub mod gpu_cache;
+pub mod kernels;
 pub mod layers;
 pub mod litemedsam;
 pub mod mask_decoder;

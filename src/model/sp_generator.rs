@@ -5,8 +5,8 @@
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::PaddingConfig2d;
 use burn::prelude::*;
-use burn::tensor::activation::gelu;
 
+use super::kernels::gelu;
 use super::layers::LayerNorm2d;
 
 /// Side of the patch-prompt grid (the 64² embedding halved).

@@ -6,10 +6,11 @@ use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::{gelu, softmax};
+use burn::tensor::activation::softmax;
 use burn::tensor::ops::PadMode;
 
 use super::controller::{ControllerConfig, ModalityController};
+use super::kernels::{contiguous, gelu};
 use super::layers::{Conv2dBn, Conv2dBnConfig, LayerNorm2d};
 
 #[derive(Config, Debug)]
@@ -116,12 +117,28 @@ impl<B: Backend> TinyVit<B> {
     /// As [`forward`](Self::forward), with modality `slot`'s controller switched in (a batch is
     /// one modality). `None`, or an encoder without controller, is plain TinyViT.
     pub fn forward_modality(&self, x: Tensor<B, 4>, slot: Option<usize>) -> Tensor<B, 4> {
-        let x = self.patch_embed.forward(x);
-        let mut x = self.conv_stage.forward(x);
-        for stage in &self.stages {
-            x = stage.forward(x, slot);
+        self.forward_unless(x, slot, &|| false).expect("never asked to stop")
+    }
+
+    /// As [`forward_modality`](Self::forward_modality), but gives up (`None`) as soon as `stop`
+    /// says so; it is asked between blocks. For work done ahead that a user's request must not
+    /// wait for (on a backend that runs ops as they come, as the CPU's does, a block is ~0.1 s).
+    pub fn forward_unless(&self, x: Tensor<B, 4>, slot: Option<usize>, stop: &dyn Fn() -> bool) -> Option<Tensor<B, 4>> {
+        let mut x = self.patch_embed.forward(x);
+        for block in &self.conv_stage.blocks {
+            if stop() {
+                return None;
+            }
+            x = block.forward(x);
         }
-        self.neck.forward(x)
+        x = self.conv_stage.downsample.forward(x);
+        for stage in &self.stages {
+            x = stage.forward_unless(x, slot, stop)?;
+        }
+        if stop() {
+            return None;
+        }
+        Some(self.neck.forward(x))
     }
 
     pub fn has_controller(&self) -> bool {
@@ -251,16 +268,24 @@ pub struct AttentionStage<B: Backend> {
 impl<B: Backend> AttentionStage<B> {
     /// NCHW in, NCHW out; the blocks work on (B, H·W, C) tokens.
     pub fn forward(&self, x: Tensor<B, 4>, slot: Option<usize>) -> Tensor<B, 4> {
+        self.forward_unless(x, slot, &|| false).expect("never asked to stop")
+    }
+
+    /// `None` when `stop` says so before a block.
+    pub fn forward_unless(&self, x: Tensor<B, 4>, slot: Option<usize>, stop: &dyn Fn() -> bool) -> Option<Tensor<B, 4>> {
         let [b, c, h, w] = x.dims();
-        let mut tokens = x.reshape([b, c, h * w]).swap_dims(1, 2);
+        let mut tokens = contiguous(x.reshape([b, c, h * w]).swap_dims(1, 2));
         for block in &self.blocks {
+            if stop() {
+                return None;
+            }
             tokens = block.forward(tokens, h, w, slot);
         }
         let x = tokens.swap_dims(1, 2).reshape([b, c, h, w]);
-        match &self.downsample {
+        Some(match &self.downsample {
             Some(merge) => merge.forward(x),
             None => x,
-        }
+        })
     }
 }
 
@@ -305,22 +330,16 @@ impl<B: Backend> TinyVitBlock<B> {
             }
             let (ph, pw) = (h + pad_b, w + pad_r);
             let (nh, nw) = (ph / ws, pw / ws);
-            let windows: Tensor<B, 3> = grid
-                .reshape([b, nh, ws, nw, ws, c])
-                .swap_dims(2, 3)
-                .reshape([b * nh * nw, ws * ws, c]);
-            let out: Tensor<B, 4> = self
-                .attn
-                .forward(windows, prefix)
-                .reshape([b, nh, nw, ws, ws, c])
-                .swap_dims(2, 3)
-                .reshape([b, ph, pw, c]);
-            let out = if pad_b > 0 || pad_r > 0 { out.slice([0..b, 0..h, 0..w, 0..c]) } else { out };
+            let windows: Tensor<B, 3> =
+                contiguous(grid.reshape([b, nh, ws, nw, ws, c]).swap_dims(2, 3)).reshape([b * nh * nw, ws * ws, c]);
+            let windows_out: Tensor<B, 6> = self.attn.forward(windows, prefix).reshape([b, nh, nw, ws, ws, c]);
+            let out: Tensor<B, 4> = contiguous(windows_out.swap_dims(2, 3)).reshape([b, ph, pw, c]);
+            let out = if pad_b > 0 || pad_r > 0 { contiguous(out.slice([0..b, 0..h, 0..w, 0..c])) } else { out };
             out.reshape([b, l, c])
         };
         let x = x.add(attended);
         let x = x.swap_dims(1, 2).reshape([b, c, h, w]);
-        let x = self.local_conv.forward(x).reshape([b, c, l]).swap_dims(1, 2);
+        let x = contiguous(self.local_conv.forward(x).reshape([b, c, l]).swap_dims(1, 2));
         let normed = self.mlp.norm.forward(x.clone());
         let x = x.add(self.mlp.ffn(normed.clone()));
         match prefix {
@@ -388,14 +407,15 @@ impl<B: Backend> WindowAttention<B> {
         let q = qkv.clone().narrow(3, 0, kd).swap_dims(1, 2);
         let k = qkv.clone().narrow(3, kd, kd).swap_dims(1, 2);
         let v = qkv.narrow(3, 2 * kd, kd).swap_dims(1, 2);
-        let bias: Tensor<B, 4> =
-            self.attention_biases.val().select(1, self.bias_index.clone()).reshape([1, heads, n, n]);
-        let scores = q.clone().matmul(k.swap_dims(2, 3)).mul_scalar(scale).add(bias);
+        let bias: Tensor<B, 2> = self.attention_biases.val().select(1, self.bias_index.clone());
+        // Added as one shared row per window so the backend broadcasts it without a strided walk.
+        let scores = q.clone().matmul(k.swap_dims(2, 3)).mul_scalar(scale).reshape([b, heads * n * n]);
+        let scores = scores.add(bias.reshape([1, heads * n * n])).reshape([b, heads, n, n]);
         let mut out = softmax(scores, 3).matmul(v);
         if let Some((controller, slot)) = prefix {
             out = out.add(controller.prefix_attention(slot, q, scale));
         }
-        self.proj.forward(out.swap_dims(1, 2).reshape([b, n, heads * kd]))
+        self.proj.forward(contiguous(out.swap_dims(1, 2)).reshape([b, n, heads * kd]))
     }
 }
 

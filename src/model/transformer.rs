@@ -4,6 +4,8 @@ use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::{relu, softmax};
 
+use super::kernels::contiguous;
+
 /// Multi-head attention with an optional downscaled internal dimension.
 #[derive(Module, Debug)]
 pub struct Attention<B: Backend> {
@@ -37,7 +39,7 @@ impl<B: Backend> Attention<B> {
         let v = self.split_heads(self.v_proj.forward(v));
         let [b, h, n, c] = q.dims();
         let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((c as f64).sqrt());
-        let out = softmax(scores, 3).matmul(v).swap_dims(1, 2).reshape([b, n, h * c]);
+        let out = contiguous(softmax(scores, 3).matmul(v).swap_dims(1, 2)).reshape([b, n, h * c]);
         self.out_proj.forward(out)
     }
 }
@@ -159,8 +161,9 @@ impl<B: Backend> TwoWayTransformer<B> {
         tokens: Tensor<B, 3>,
     ) -> (Tensor<B, 3>, Tensor<B, 3>) {
         let [b, c, h, w] = image.dims();
-        let keys_pe = image_pe.reshape([b, c, h * w]).swap_dims(1, 2);
-        let mut keys = image.reshape([b, c, h * w]).swap_dims(1, 2);
+        // Token-major once here, so the layers' adds and norms see row-major tensors.
+        let keys_pe = contiguous(image_pe.reshape([b, c, h * w]).swap_dims(1, 2));
+        let mut keys = contiguous(image.reshape([b, c, h * w]).swap_dims(1, 2));
         let mut queries = tokens.clone();
         for layer in &self.layers {
             (queries, keys) = layer.forward(queries, keys, tokens.clone(), keys_pe.clone());

@@ -85,6 +85,8 @@ pub enum CanvasAction {
     Edited { before: Mask, rect: PixelRect },
     Fill { x: f32, y: f32, label: u8 },
     Box([f32; 4]),
+    /// The box being dragged changed: a preview decode (`Box` follows on release).
+    BoxDragged([f32; 4]),
     Point { x: f32, y: f32, positive: bool },
     /// A patch-grid cell was switched: propose again with the edited grid.
     GridChanged,
@@ -235,6 +237,7 @@ impl Canvas {
                 Tool::Fill | Tool::Points | Tool::Grid => None,
             });
         }
+        let mut dragged_box = None;
         if response.dragged_by(PointerButton::Primary) {
             if let (Some(p), Some(g)) = (now, self.gesture.as_mut()) {
                 match g {
@@ -249,7 +252,12 @@ impl Canvas {
                             points.push(p);
                         }
                     }
-                    Gesture::Box { end, .. } => *end = p,
+                    Gesture::Box { start, end } => {
+                        if *end != p {
+                            *end = p;
+                            dragged_box = box_corners(*start, p, doc.size());
+                        }
+                    }
                 }
             }
         }
@@ -264,12 +272,8 @@ impl Canvas {
                     return Some(CanvasAction::Edited { before, rect });
                 }
                 Some(Gesture::Box { start, end }) => {
-                    let (w, h) = doc.size();
-                    let clamp = |v: f32, max: u32| v.clamp(0.0, max as f32 - 1.0);
-                    let (x0, x1) = (clamp(start.x.min(end.x), w), clamp(start.x.max(end.x), w));
-                    let (y0, y1) = (clamp(start.y.min(end.y), h), clamp(start.y.max(end.y), h));
-                    if x1 - x0 >= 2.0 && y1 - y0 >= 2.0 {
-                        return Some(CanvasAction::Box([x0, y0, x1, y1]));
+                    if let Some(corners) = box_corners(start, end, doc.size()) {
+                        return Some(CanvasAction::Box(corners));
                     }
                 }
                 None => {}
@@ -294,8 +298,17 @@ impl Canvas {
                 Tool::Lasso | Tool::Box => None,
             };
         }
-        None
+        dragged_box.map(CanvasAction::BoxDragged)
     }
+}
+
+/// The box from `start` to `end` (image pixels) clamped to an image of `size`, as
+/// [x0, y0, x1, y1]; `None` when smaller than 2 px either way (a click, not a box).
+fn box_corners(start: Pos2, end: Pos2, (w, h): (u32, u32)) -> Option<[f32; 4]> {
+    let clamp = |v: f32, max: u32| v.clamp(0.0, max as f32 - 1.0);
+    let (x0, x1) = (clamp(start.x.min(end.x), w), clamp(start.x.max(end.x), w));
+    let (y0, y1) = (clamp(start.y.min(end.y), h), clamp(start.y.max(end.y), h));
+    (x1 - x0 >= 2.0 && y1 - y0 >= 2.0).then_some([x0, y0, x1, y1])
 }
 
 /// The box and point prompts, and the patch grid while its tool is chosen.

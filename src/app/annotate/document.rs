@@ -38,13 +38,15 @@ pub struct Document {
     mask_texture: Option<TextureHandle>,
     /// Part of the mask texture to upload again before drawing.
     mask_dirty: Option<PixelRect>,
+    /// The mask before the box previews now shown (see `preview_mask`).
+    preview_base: Option<Mask>,
 }
 
 impl Document {
     pub fn new(source: Arc<ImageSource>, frame_index: u32, frame: Frame, generation: u64, default_modality: &str) -> Self {
         let window = source.default_window(&frame);
         let mask = Mask::new(frame.width, frame.height);
-        let key = format!("{}#{frame_index}", source.path().display());
+        let key = crate::engine::worker::image_key(source.path(), frame_index);
         let modality = source
             .meta()
             .modality
@@ -67,6 +69,7 @@ impl Document {
             image_texture: None,
             mask_texture: None,
             mask_dirty: None,
+            preview_base: None,
         }
     }
 
@@ -88,10 +91,23 @@ impl Document {
         if mask.width() != self.mask.width() || mask.height() != self.mask.height() {
             return false;
         }
-        let before = std::mem::replace(&mut self.mask, mask);
+        let shown = std::mem::replace(&mut self.mask, mask);
+        // After previews, the undo step goes back to the mask from before them.
+        let before = self.preview_base.take().unwrap_or(shown);
         let changed = self.history.record(&before, &self.mask, PixelRect::whole(&before));
         self.mark_dirty(PixelRect::whole(&self.mask));
         changed
+    }
+
+    /// Shows `mask` (a box being dragged) without an undo step; the next `replace_mask` makes
+    /// one step from the mask before the first preview.
+    pub fn preview_mask(&mut self, mask: Mask) {
+        if mask.width() != self.mask.width() || mask.height() != self.mask.height() {
+            return;
+        }
+        let shown = std::mem::replace(&mut self.mask, mask);
+        self.preview_base.get_or_insert(shown);
+        self.mask_dirty = Some(PixelRect::whole(&self.mask));
     }
 
     pub fn mark_dirty(&mut self, rect: PixelRect) {
@@ -102,13 +118,23 @@ impl Document {
     }
 
     pub fn undo(&mut self) -> bool {
+        self.drop_preview();
         let rect = self.history.undo(&mut self.mask);
         rect.inspect(|r| self.mark_dirty(*r)).is_some()
     }
 
     pub fn redo(&mut self) -> bool {
+        self.drop_preview();
         let rect = self.history.redo(&mut self.mask);
         rect.inspect(|r| self.mark_dirty(*r)).is_some()
+    }
+
+    /// Back to the mask from before the previews (the history's steps apply to that one).
+    fn drop_preview(&mut self) {
+        if let Some(base) = self.preview_base.take() {
+            self.mask = base;
+            self.mask_dirty = Some(PixelRect::whole(&self.mask));
+        }
     }
 
     /// The part of the mask changed since the last call (for the GPU view's uploads).

@@ -38,6 +38,13 @@ pub struct EngineStatus {
     pub backend: Option<String>,
     pub note: Option<String>,
     pub last_inference: Option<(ResultKind, Duration)>,
+    /// The encoder's share of the last answer (zero when the embedding was cached).
+    pub last_encode: Option<Duration>,
+    /// How long the shown image took to encode on open (zero when it was encoded ahead).
+    pub last_prepared: Option<Duration>,
+    /// Images encoded ahead, and box previews shown, since the start (benchmarks, tests).
+    pub encoded_ahead: usize,
+    pub previews_shown: usize,
 }
 
 pub struct AnnotateTab {
@@ -53,7 +60,8 @@ pub struct AnnotateTab {
     tool: Tool,
     engine: EngineStatus,
     generation: u64,
-    /// Encode each image as soon as it opens (so the first prompt is quick).
+    /// Encode each image as soon as it opens (so the first prompt is quick), and its worklist
+    /// neighbours when the engine is idle.
     prepare_on_open: bool,
 }
 
@@ -124,6 +132,14 @@ impl AnnotateTab {
         self.engine.last_inference
     }
 
+    pub fn engine_status(&self) -> &EngineStatus {
+        &self.engine
+    }
+
+    pub fn last_encode(&self) -> Option<Duration> {
+        self.engine.last_encode
+    }
+
     /// The screen position of image pixel (x, y) in the last drawn frame.
     pub fn screen_pos(&self, x: f32, y: f32) -> Option<egui::Pos2> {
         self.canvas.view.screen_from_image(egui::pos2(x, y))
@@ -149,6 +165,21 @@ impl AnnotateTab {
             let results = self.loader.wait();
             self.apply_loads(shared, results);
         }
+    }
+
+    /// Applies the engine's replies as they come until `done` holds (false after `timeout`).
+    /// Tests and benchmarks.
+    pub fn wait_for_engine_until(&mut self, shared: &mut Shared, timeout: Duration, done: impl Fn(&EngineStatus) -> bool) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        while !done(&self.engine) {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            if let Some(reply) = shared.engine.wait(Duration::from_millis(50)) {
+                self.apply_reply(shared, reply);
+            }
+        }
+        true
     }
 
     /// Blocks until the engine has answered the pending AI work (or `timeout`). Tests only.
@@ -230,6 +261,11 @@ impl AnnotateTab {
         }
         if self.prepare_on_open {
             shared.engine.send(Request::Prepare { image: doc.id.clone(), frame: doc.frame.clone() });
+            if let Some(list) = &self.worklist {
+                // Next, previous, the one after next: where the user most likely goes.
+                let paths = [1, -1, 2].iter().filter_map(|&by| list.step(by).cloned()).collect();
+                shared.engine.send(Request::EncodeAhead { paths });
+            }
         }
         self.doc = Some(doc);
         shared.status.error = None;
@@ -294,6 +330,7 @@ impl AnnotateTab {
             CanvasAction::Edited { before, rect } => self.commit_edit(shared, &before, rect),
             CanvasAction::Fill { x, y, label } => self.fill_at(shared, x, y, label),
             CanvasAction::Box(corners) => self.set_box(shared, corners),
+            CanvasAction::BoxDragged(corners) => self.drag_box(shared, corners),
             CanvasAction::Point { x, y, positive } => self.add_point(shared, x, y, positive),
             CanvasAction::GridChanged => self.propose(shared, true),
         }
@@ -306,7 +343,8 @@ impl AnnotateTab {
         if doc.prompts.is_empty() {
             return;
         }
-        shared.engine.send(Request::Prompt { image: doc.id.clone(), frame: doc.frame.clone(), prompts: doc.prompts.clone() });
+        let request = Request::Prompt { image: doc.id.clone(), frame: doc.frame.clone(), prompts: doc.prompts.clone(), preview: false };
+        shared.engine.send(request);
         self.engine.busy = Some("Segmenting…".into());
     }
 
@@ -315,6 +353,15 @@ impl AnnotateTab {
             doc.prompts.bbox = Some(corners);
             self.send_prompts(shared);
         }
+    }
+
+    /// The box while it is dragged: the mask follows it (shown, not an undo step; the engine
+    /// answers only the newest of the boxes queued).
+    pub fn drag_box(&mut self, shared: &Shared, corners: [f32; 4]) {
+        let Some(doc) = &mut self.doc else { return };
+        doc.prompts.bbox = Some(corners);
+        let request = Request::Prompt { image: doc.id.clone(), frame: doc.frame.clone(), prompts: doc.prompts.clone(), preview: true };
+        shared.engine.send(request);
     }
 
     pub fn add_point(&mut self, shared: &Shared, x: f32, y: f32, positive: bool) {
@@ -339,8 +386,9 @@ impl AnnotateTab {
         shared.settings.modality = modality.to_string();
     }
 
-    pub fn set_backend(&mut self, shared: &mut Shared, backend: crate::model::backend::BackendKind) {
-        shared.settings.backend = backend;
+    /// Runs the AI on `backend`, or on the automatic choice (`None`).
+    pub fn set_backend(&mut self, shared: &mut Shared, backend: Option<crate::model::backend::BackendKind>) {
+        shared.settings.engine = backend;
         self.engine.backend = None;
         shared.configure_engine();
     }
@@ -419,26 +467,41 @@ impl AnnotateTab {
                     self.engine.note = note;
                 }
             }
-            Reply::Prepared { image, .. } => {
+            Reply::Prepared { image, took } => {
                 if Some(image.generation) == current {
                     self.engine.busy = None;
+                    self.engine.last_prepared = Some(took);
                 }
             }
-            Reply::Mask { image, kind, mask, grid, took, .. } => {
+            Reply::Mask { image, kind, mask, grid, took, encode, preview } => {
                 if Some(image.generation) != current {
                     return;
                 }
-                self.engine.busy = None;
+                if !preview {
+                    self.engine.busy = None;
+                }
                 self.engine.last_inference = Some((kind, took));
+                self.engine.last_encode = Some(encode);
                 let Some(doc) = &mut self.doc else { return };
                 let labels = mask.labels().iter().map(|&l| if l != 0 { FOREGROUND } else { 0 }).collect();
                 let Some(mask) = Mask::from_labels(mask.width(), mask.height(), labels) else { return };
                 if kind == ResultKind::Auto {
                     doc.grid = grid;
                 }
-                if doc.replace_mask(mask) {
+                if preview {
+                    self.engine.previews_shown += 1;
+                    doc.preview_mask(mask);
+                } else if doc.replace_mask(mask) {
                     self.autosave(shared);
                 }
+            }
+            Reply::EncodedAhead { path, took } => {
+                self.engine.encoded_ahead += 1;
+                log::debug!("encoded ahead in {} ms: {}", took.as_millis(), path.display());
+            }
+            Reply::WarmedUp { took } => {
+                self.engine.busy = None;
+                shared.set_message(format!("AI ready on {} (warmed up in {:.1} s)", shared.engine_backend(), took.as_secs_f32()));
             }
             Reply::Error { image, message } => {
                 if image.is_none() {

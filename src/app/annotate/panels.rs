@@ -126,9 +126,17 @@ impl AnnotateTab {
             ui.checkbox(&mut shared.settings.show_mask, "Show mask  (H)");
         });
         ui.menu_button("Engine", |ui| {
-            for backend in [BackendKind::Cpu, BackendKind::Wgpu] {
-                if ui.radio(shared.settings.backend == backend, backend.to_string()).clicked() {
-                    self.set_backend(shared, backend);
+            let automatic = format!("Automatic: {} ({})", shared.automatic.backend, shared.automatic.reason);
+            if ui.radio(shared.settings.engine.is_none(), automatic).clicked() {
+                self.set_backend(shared, None);
+            }
+            for (backend, label) in [(BackendKind::Cpu, "CPU"), (BackendKind::Wgpu, "GPU (wgpu)")] {
+                let label = match (backend, &shared.wgpu_adapter) {
+                    (BackendKind::Wgpu, Some(adapter)) => format!("{label}: {adapter}"),
+                    _ => label.to_string(),
+                };
+                if ui.radio(shared.settings.engine == Some(backend), label).clicked() {
+                    self.set_backend(shared, Some(backend));
                 }
             }
         });
@@ -264,8 +272,11 @@ impl AnnotateTab {
             }
             match &self.engine.backend {
                 Some(backend) => ui.label(backend),
-                None => ui.label(format!("backend: {}", shared.settings.backend)),
+                None => ui.label(format!("backend: {}", shared.engine_backend())),
             };
+            if shared.settings.engine.is_none() {
+                ui.weak(format!("(automatic: {})", shared.automatic.reason)).on_hover_text("Engine menu to choose");
+            }
             if let Some((kind, took)) = self.engine.last_inference {
                 let what = if kind == ResultKind::Auto { "proposal" } else { "prompt" };
                 ui.label(format!("last {what}: {} ms", took.as_millis()));
