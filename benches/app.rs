@@ -41,10 +41,12 @@ fn app_with<'a>(file: &Path, home: &Path, backend: BackendKind, prepare_on_open:
 
 /// Press at image point `from`, move to `to` in `moves` frames (one move per frame, `pause`
 /// between frames), release; then waits for the final mask. Returns the previews shown meanwhile.
+/// (`wait_for_engine` would stop at the image's `Prepared` reply, before the mask.)
 fn drag_box(harness: &mut Harness<'_, AnnotatorApp>, from: (f32, f32), to: (f32, f32), moves: u32, pause: Duration) -> usize {
     let screen = |h: &Harness<'_, AnnotatorApp>, (x, y): (f32, f32)| h.state().annotate.screen_pos(x, y).expect("drawn");
     let (a, b) = (screen(harness, from), screen(harness, to));
-    let before = harness.state().annotate.engine_status().previews_shown;
+    let status = harness.state().annotate.engine_status();
+    let (before, answered) = (status.previews_shown, status.masks_applied);
     harness.hover_at(a);
     harness.step();
     harness.drag_at(a);
@@ -56,7 +58,8 @@ fn drag_box(harness: &mut Harness<'_, AnnotatorApp>, from: (f32, f32), to: (f32,
     }
     harness.drop_at(b);
     harness.step();
-    wait_for_engine(harness, Duration::from_secs(1800));
+    let app = harness.state_mut();
+    app.annotate.wait_for_engine_until(&mut app.shared, Duration::from_secs(1800), |e| e.masks_applied > answered);
     harness.state().annotate.engine_status().previews_shown - before
 }
 

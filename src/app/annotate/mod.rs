@@ -42,9 +42,11 @@ pub struct EngineStatus {
     pub last_encode: Option<Duration>,
     /// How long the shown image took to encode on open (zero when it was encoded ahead).
     pub last_prepared: Option<Duration>,
-    /// Images encoded ahead, and box previews shown, since the start (benchmarks, tests).
+    /// Images encoded ahead, box previews shown and final AI masks applied, since the start
+    /// (benchmarks, tests).
     pub encoded_ahead: usize,
     pub previews_shown: usize,
+    pub masks_applied: usize,
 }
 
 pub struct AnnotateTab {
@@ -491,8 +493,11 @@ impl AnnotateTab {
                 if preview {
                     self.engine.previews_shown += 1;
                     doc.preview_mask(mask);
-                } else if doc.replace_mask(mask) {
-                    self.autosave(shared);
+                } else {
+                    self.engine.masks_applied += 1;
+                    if doc.replace_mask(mask) {
+                        self.autosave(shared);
+                    }
                 }
             }
             Reply::EncodedAhead { path, took } => {
