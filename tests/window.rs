@@ -78,6 +78,14 @@ fn click(harness: &mut Harness<'_, AnnotatorApp>, x: f32, y: f32) {
     }
 }
 
+/// A folder holding two small fixture images: cells3d-z30.png, then colin27_z090.png.
+fn two_image_folder() -> tempfile::TempDir {
+    let work = tempfile::tempdir().unwrap();
+    copy_to(work.path(), &fixture("raster/colin27_z090.png"));
+    copy_to(work.path(), &fixture("raster/cells3d-z30.png"));
+    work
+}
+
 fn copy_to(dir: &Path, file: &Path) -> PathBuf {
     let target = dir.join(file.file_name().unwrap());
     std::fs::copy(file, &target).unwrap();
@@ -274,9 +282,7 @@ fn a_box_prompt_on_a_ph2_image_segments_the_lesion() {
 #[test]
 fn a_folder_opens_as_a_worklist_and_page_down_moves_on() {
     let home = tempfile::tempdir().unwrap();
-    let work = tempfile::tempdir().unwrap();
-    copy_to(work.path(), &fixture("raster/colin27_z090.png"));
-    copy_to(work.path(), &fixture("raster/cells3d-z30.png"));
+    let work = two_image_folder();
     let mut harness = app(Some(work.path().to_path_buf()), home.path(), false);
     opened(&mut harness);
     let name = |h: &Harness<'_, AnnotatorApp>| h.state().annotate.shown().unwrap().0.path().file_name().unwrap().to_string_lossy().into_owned();
@@ -295,9 +301,7 @@ fn a_folder_opens_as_a_worklist_and_page_down_moves_on() {
 #[test]
 fn the_next_image_is_encoded_ahead_and_a_dragged_box_previews_its_mask() {
     let home = tempfile::tempdir().unwrap();
-    let work = tempfile::tempdir().unwrap();
-    copy_to(work.path(), &fixture("raster/colin27_z090.png"));
-    copy_to(work.path(), &fixture("raster/cells3d-z30.png"));
+    let work = two_image_folder();
     let mut harness = app_with(Some(work.path().to_path_buf()), home.path(), false, true);
     opened(&mut harness);
     // Idle after the shown image: the engine encodes the next one.
@@ -326,7 +330,7 @@ fn the_next_image_is_encoded_ahead_and_a_dragged_box_previews_its_mask() {
     let app = harness.state_mut();
     let previewed = app.annotate.wait_for_engine_until(&mut app.shared, Duration::from_secs(300), |e| e.previews_shown >= 1);
     assert!(previewed, "a preview came back while the button was held");
-    assert_eq!(harness.state().annotate.last_encode(), Some(Duration::ZERO), "decoded from the cached embedding");
+    assert_eq!(harness.state().annotate.engine_status().last_encode, Some(Duration::ZERO), "decoded from the cached embedding");
     assert!(harness.state().annotate.mask().unwrap().foreground_count() > 0, "the preview is shown");
 
     harness.event(egui::Event::PointerButton { pos: to, button: egui::PointerButton::Primary, pressed: false, modifiers: Modifiers::NONE });

@@ -220,12 +220,18 @@ impl Engine {
         }
     }
 
+    /// True once a request is waiting: what work done ahead (or the warm-up) checks between
+    /// encoder blocks.
+    fn stop_signal(&self) -> impl Fn() -> bool + use<> {
+        let waiting = self.waiting.clone();
+        move || waiting.load(Ordering::SeqCst) > 0
+    }
+
     /// Encodes the next image of the ahead list, unless it is cached; a request arriving
     /// meanwhile stops it (it goes back to the front of the list, for the next idle moment).
     fn encode_next_ahead(&mut self) {
         let Some(path) = self.ahead.pop_front() else { return };
-        let waiting = self.waiting.clone();
-        let stop = move || waiting.load(Ordering::SeqCst) > 0;
+        let stop = self.stop_signal();
         let key = image_key(&path, 0);
         let Some(model) = self.prompt_model.as_mut() else { return };
         if model.is_cached(&key) {
@@ -259,8 +265,7 @@ impl Engine {
             })
             .collect();
         let frame = Frame::from_values(side, side, 1, values);
-        let waiting = self.waiting.clone();
-        let stop = move || waiting.load(Ordering::SeqCst) > 0;
+        let stop = self.stop_signal();
         let Some(model) = self.prompt_model.as_mut() else { return };
         let warmed = match model.prepare_unless(&id.key, &frame, &stop) {
             Ok(Some(_)) => model.segment(&id.key, &frame, &Prompts { bbox: Some([60.0, 60.0, 196.0, 196.0]), points: vec![] }),

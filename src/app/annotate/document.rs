@@ -7,7 +7,7 @@ use egui::{Color32, ColorImage, TextureHandle, TextureOptions};
 
 use super::history::History;
 use super::tools::PixelRect;
-use crate::engine::worker::ImageId;
+use crate::engine::worker::{ImageId, Request};
 use crate::imaging::{Frame, ImageSource, Mask, Window};
 use crate::model::Prompts;
 use crate::model::modality;
@@ -97,6 +97,11 @@ impl Document {
         let changed = self.history.record(&before, &self.mask, PixelRect::whole(&before));
         self.mark_dirty(PixelRect::whole(&self.mask));
         changed
+    }
+
+    /// The LiteMedSAM request for this image's prompts; `preview` while a box is dragged.
+    pub fn prompt_request(&self, preview: bool) -> Request {
+        Request::Prompt { image: self.id.clone(), frame: self.frame.clone(), prompts: self.prompts.clone(), preview }
     }
 
     /// Shows `mask` (a box being dragged) without an undo step; the next `replace_mask` makes

@@ -138,10 +138,6 @@ impl AnnotateTab {
         &self.engine
     }
 
-    pub fn last_encode(&self) -> Option<Duration> {
-        self.engine.last_encode
-    }
-
     /// The screen position of image pixel (x, y) in the last drawn frame.
     pub fn screen_pos(&self, x: f32, y: f32) -> Option<egui::Pos2> {
         self.canvas.view.screen_from_image(egui::pos2(x, y))
@@ -345,8 +341,7 @@ impl AnnotateTab {
         if doc.prompts.is_empty() {
             return;
         }
-        let request = Request::Prompt { image: doc.id.clone(), frame: doc.frame.clone(), prompts: doc.prompts.clone(), preview: false };
-        shared.engine.send(request);
+        shared.engine.send(doc.prompt_request(false));
         self.engine.busy = Some("Segmenting…".into());
     }
 
@@ -362,8 +357,7 @@ impl AnnotateTab {
     pub fn drag_box(&mut self, shared: &Shared, corners: [f32; 4]) {
         let Some(doc) = &mut self.doc else { return };
         doc.prompts.bbox = Some(corners);
-        let request = Request::Prompt { image: doc.id.clone(), frame: doc.frame.clone(), prompts: doc.prompts.clone(), preview: true };
-        shared.engine.send(request);
+        shared.engine.send(doc.prompt_request(true));
     }
 
     pub fn add_point(&mut self, shared: &Shared, x: f32, y: f32, positive: bool) {
