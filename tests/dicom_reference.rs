@@ -31,6 +31,26 @@ fn check_against_reference(path: &Path, reference: &Reference) -> Result<(), Str
         let ours = meta.transfer_syntax.as_ref().map(|t| t.uid.clone()).unwrap_or_default();
         same("transfer syntax", ours, uid.clone());
     }
+    if let Some(lut) = reference.modality_lut {
+        same("modality LUT", meta.modality_lut.is_some().to_string(), lut.to_string());
+    }
+    if reference.modality_lut.is_some() && monochrome_file(meta) {
+        let theirs = reference.rescale.as_ref().map(|r| (r.slope, r.intercept));
+        same("rescale", format!("{:?}", meta.rescale), format!("{theirs:?}"));
+    }
+    let close = |a: &[f64], b: &[f64]| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-4);
+    if let Some(theirs) = &reference.orientation {
+        let ours = meta.orientation.map(|o| o.to_vec()).unwrap_or_default();
+        if !close(&ours, theirs) {
+            problems.push(format!("{name}: orientation is {ours:?}, pydicom says {theirs:?}"));
+        }
+    }
+    if let Some(theirs) = &reference.positions {
+        let ours: Vec<f64> = meta.positions.iter().flatten().copied().collect();
+        if !close(&ours, &theirs.concat()) {
+            problems.push(format!("{name}: positions are {:?}, pydicom says {theirs:?}", meta.positions));
+        }
+    }
     let (min, max, mean) = (reference.min.unwrap(), reference.max.unwrap(), reference.mean.unwrap());
     let monochrome = meta.photometric.starts_with("MONOCHROME");
     let tolerance = (max - min).max(1.0) * if monochrome { 1e-3 } else { 1e-2 };
@@ -40,6 +60,10 @@ fn check_against_reference(path: &Path, reference: &Reference) -> Result<(), Str
         }
     }
     if problems.is_empty() { Ok(()) } else { Err(problems.join("\n")) }
+}
+
+fn monochrome_file(meta: &delightsam::imaging::ImageMeta) -> bool {
+    meta.photometric.starts_with("MONOCHROME")
 }
 
 fn check_folder(folder: &Path, reference_file: &str, may_refuse: &[&str]) {
@@ -136,4 +160,74 @@ fn files_without_meta_are_read_as_bare_datasets() {
     let source = ImageSource::open(&bare).unwrap();
     let with_meta = ImageSource::open(fixture("dicom/CT_small.dcm")).unwrap();
     assert_eq!(source.frame(0).unwrap().data, with_meta.frame(0).unwrap().data);
+}
+
+#[test]
+fn unknown_vr_elements_are_read_with_the_dictionary_vr() {
+    // Rescale Slope "1" and Intercept "0" stored as UN: read raw, they would be 49 and 48.
+    let source = ImageSource::open(fixture("dicom/explicit_VR-UN.dcm")).unwrap();
+    let meta = source.meta();
+    assert_eq!(meta.modality.as_deref(), Some("CT"));
+    assert_eq!(meta.rescale, Some((1.0, 0.0)));
+    assert_eq!(source.frame(0).unwrap().stats().min, -1024.0);
+}
+
+#[test]
+fn enhanced_ct_takes_rescale_and_geometry_from_its_functional_groups() {
+    let source = ImageSource::open(fixture("dicom/eCT_Supplemental.dcm")).unwrap();
+    let meta = source.meta();
+    assert_eq!(meta.rescale, Some((1.0, -1024.0)));
+    assert_eq!(meta.pixel_spacing, Some((0.388672, 0.388672)));
+    assert_eq!(meta.orientation, Some([-1.0, 0.0, 0.0, 0.0, 1.0, 0.0]));
+    assert_eq!(meta.positions, vec![[99.5, -301.5, -159.0], [99.5, -301.5, -149.0]]);
+    for frame in 0..2 {
+        let stats = source.frame(frame).unwrap().stats();
+        assert_eq!(stats.min, -1024.0, "frame {frame} is in Hounsfield units");
+    }
+    assert!(meta.warnings.is_empty(), "{:?}", meta.warnings);
+}
+
+#[test]
+fn modality_lut_sequence_segmented_palette_and_subsampled_colour_decode() {
+    let lut = ImageSource::open(fixture("dicom/mlut_18.dcm")).unwrap();
+    assert!(lut.meta().modality_lut.is_some());
+    assert_eq!(lut.meta().rescale, None);
+    let palette = ImageSource::open(fixture("dicom/gdcm-US-ALOKA-16.dcm")).unwrap();
+    assert_eq!(palette.frame(0).unwrap().channels, 3);
+    let ybr = ImageSource::open(fixture("dicom/SC_ybr_full_422_uncompressed.dcm")).unwrap();
+    assert_eq!(ybr.frame(0).unwrap().channels, 3);
+}
+
+/// CT_small.dcm with some header values replaced, written to a temporary file.
+fn tampered_ct(values: &[(dicom_core::Tag, &str)]) -> (tempfile::TempDir, std::path::PathBuf) {
+    use dicom_core::{DataElement, VR};
+    let mut obj = dicom_object::open_file(fixture("dicom/CT_small.dcm")).unwrap();
+    for (tag, value) in values {
+        obj.put(DataElement::new(*tag, VR::DS, dicom_core::PrimitiveValue::from(*value)));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tampered.dcm");
+    obj.write_to_file(&path).unwrap();
+    (dir, path)
+}
+
+#[test]
+fn non_finite_or_absurd_rescales_and_windows_are_ignored_with_a_warning() {
+    use dicom_dictionary_std::tags;
+    for (slope, intercept) in [("NaN", "0"), ("1e308", "0"), ("1", "inf"), ("0", "-1024"), ("1e7", "0")] {
+        let (_dir, path) = tampered_ct(&[(tags::RESCALE_SLOPE, slope), (tags::RESCALE_INTERCEPT, intercept)]);
+        let source = ImageSource::open(&path).unwrap();
+        let meta = source.meta();
+        assert_eq!(meta.rescale, None, "slope {slope}, intercept {intercept}");
+        assert!(meta.warnings.iter().any(|w| w.contains("Rescale")), "slope {slope}: {:?}", meta.warnings);
+        let stats = source.frame(0).unwrap().stats();
+        assert!(stats.min.is_finite() && stats.max.is_finite() && stats.mean.is_finite(), "{stats:?}");
+    }
+    let (_dir, path) = tampered_ct(&[(tags::WINDOW_CENTER, "NaN"), (tags::WINDOW_WIDTH, "400")]);
+    let source = ImageSource::open(&path).unwrap();
+    assert!(source.meta().windows.is_empty());
+    assert!(source.meta().warnings.iter().any(|w| w.contains("window")), "{:?}", source.meta().warnings);
+    let frame = source.frame(0).unwrap();
+    let window = source.default_window(&frame);
+    assert!(window.center.is_finite() && window.width.is_finite() && window.width > 0.0);
 }

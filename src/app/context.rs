@@ -26,11 +26,14 @@ pub enum Command {
     UseModel(Option<PathBuf>),
 }
 
-/// The last error (shown until the next successful action) or a passing message.
+/// The last error (shown until the next successful action) or a passing message, and the
+/// warnings about what the app had to do by itself (a damaged file set aside), shown until the
+/// user dismisses them.
 #[derive(Debug, Default)]
 pub struct Status {
     pub error: Option<String>,
     pub message: Option<String>,
+    pub warnings: Vec<String>,
 }
 
 /// A trained model in the settings' list, as last read from the disk.
@@ -98,6 +101,12 @@ impl Shared {
 
     pub fn set_message(&mut self, message: impl Into<String>) {
         self.status.message = Some(message.into());
+    }
+
+    pub fn warn(&mut self, warning: impl Into<String>) {
+        let warning = warning.into();
+        log::warn!("{warning}");
+        self.status.warnings.push(warning);
     }
 
     pub fn save_settings(&mut self) {

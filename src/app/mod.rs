@@ -12,7 +12,9 @@
 //! `background::Background`.
 
 pub mod annotate;
+pub mod assets;
 mod background;
+pub mod crash;
 pub mod context;
 mod export_log;
 mod settings;
@@ -35,10 +37,18 @@ pub const APP_NAME: &str = "De-LightSAM Annotator";
 
 /// Opens the window (wgpu renderer) and runs until it is closed.
 pub fn run(file: Option<PathBuf>) -> anyhow::Result<()> {
+    let app_options = AppOptions::for_user(file);
+    crash::install(app_options.paths.crashes.clone());
+    let mut viewport = egui::ViewportBuilder::default();
+    match eframe::icon_data::from_png_bytes(assets::ICON_PNG) {
+        Ok(icon) => viewport = viewport.with_icon(icon),
+        Err(e) => log::warn!("the window icon cannot be decoded: {e}"),
+    }
     let options = eframe::NativeOptions {
         renderer: eframe::Renderer::Wgpu,
-        viewport: egui::ViewportBuilder::default()
+        viewport: viewport
             .with_title(APP_NAME)
+            .with_app_id("delightsam")
             .with_inner_size([1280.0, 860.0])
             .with_min_inner_size([480.0, 320.0])
             .with_drag_and_drop(true),
@@ -47,7 +57,7 @@ pub fn run(file: Option<PathBuf>) -> anyhow::Result<()> {
     eframe::run_native(
         APP_NAME,
         options,
-        Box::new(move |cc| Ok(Box::new(AnnotatorApp::new(cc, AppOptions::for_user(file))))),
+        Box::new(move |cc| Ok(Box::new(AnnotatorApp::new(cc, app_options)))),
     )
     .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
 }

@@ -52,7 +52,7 @@ impl Default for Settings {
 
 impl Settings {
     /// The settings at `path`: defaults when there are none; when the file is broken, defaults
-    /// plus a warning for the user (the broken file is kept beside it as `.corrupt`).
+    /// plus a warning for the user (the broken file is set aside, see [`set_aside_damaged`]).
     pub fn load(path: &Path) -> (Self, Option<String>) {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
@@ -62,9 +62,8 @@ impl Settings {
         match serde_json::from_str::<Self>(&text) {
             Ok(settings) => (settings.sanitised(), None),
             Err(e) => {
-                let kept = path.with_extension("json.corrupt");
-                let _ = std::fs::rename(path, &kept);
-                (Self::default(), Some(format!("the settings file {} is damaged ({e}); using defaults (kept as {})", path.display(), kept.display())))
+                let warning = set_aside_damaged(path, "settings file", &e).unwrap_or_else(|warning| warning);
+                (Self::default(), Some(format!("{warning}; using defaults")))
             }
         }
     }
@@ -105,6 +104,25 @@ fn remember(list: &mut Vec<PathBuf>, path: &Path) {
     list.truncate(RECENT);
 }
 
+/// Moves a file the app cannot read out of the way so that a fresh one can take its place,
+/// never deleting it: to `<name>.damaged-<unix seconds>` beside it. Ok: the warning for the
+/// user, naming both; Err: the warning when it could not be moved (it is left as it is).
+pub(crate) fn set_aside_damaged(path: &Path, what: &str, problem: &dyn std::fmt::Display) -> Result<String, String> {
+    let damaged = format!("the {what} {} is damaged ({problem})", path.display());
+    let seconds = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut kept = path.with_file_name(format!("{name}.damaged-{seconds}"));
+    let mut n = 1;
+    while kept.symlink_metadata().is_ok() {
+        n += 1;
+        kept = path.with_file_name(format!("{name}.damaged-{seconds}-{n}"));
+    }
+    match std::fs::rename(path, &kept) {
+        Ok(()) => Ok(format!("{damaged}; set aside as {}", kept.display())),
+        Err(e) => Err(format!("{damaged} and could not be set aside: {e}")),
+    }
+}
+
 /// Where the app keeps its files.
 #[derive(Debug, Clone)]
 pub struct AppPaths {
@@ -117,6 +135,10 @@ pub struct AppPaths {
     pub runs: PathBuf,
     /// The fast recipe's embedding cache.
     pub cache: PathBuf,
+    /// The welcome screen's sample images, written here when first opened.
+    pub samples: PathBuf,
+    /// Crash reports (app/crash.rs).
+    pub crashes: PathBuf,
 }
 
 impl AppPaths {
@@ -129,6 +151,8 @@ impl AppPaths {
                 exports: dirs.data_local_dir().join("exports.json"),
                 runs: dirs.data_local_dir().join("runs"),
                 cache: crate::train::cache::default_root(),
+                samples: dirs.data_local_dir().join("samples"),
+                crashes: dirs.data_local_dir().join("crashes"),
             },
             None => Self::in_folder(Path::new(".delightsam")),
         }
@@ -142,6 +166,8 @@ impl AppPaths {
             exports: dir.join("exports.json"),
             runs: dir.join("runs"),
             cache: dir.join("cache"),
+            samples: dir.join("samples"),
+            crashes: dir.join("crashes"),
         }
     }
 }
@@ -168,9 +194,42 @@ mod tests {
         assert_eq!(loaded, Settings::default());
         let warning = warning.expect("a warning");
         assert!(warning.contains("settings.json") && warning.contains("damaged"), "{warning}");
-        assert!(path.with_extension("json.corrupt").is_file());
+        let kept = set_aside_files(&path);
+        assert_eq!(kept.len(), 1, "{kept:?}");
+        assert_eq!(std::fs::read_to_string(&kept[0]).unwrap(), "{ \"brush_radius\": ", "kept as it was");
+        assert!(warning.contains(&*kept[0].to_string_lossy()), "{warning}");
 
         std::fs::write(&path, "{ \"opacity\": 7.0, \"unknown\": 1 }").unwrap();
         assert_eq!(Settings::load(&path).0.opacity, 1.0);
+    }
+
+    /// The files `path` was set aside as.
+    fn set_aside_files(path: &Path) -> Vec<PathBuf> {
+        let prefix = format!("{}.damaged-", path.file_name().unwrap().to_string_lossy());
+        let mut found: Vec<PathBuf> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(&prefix))
+            .collect();
+        found.sort();
+        found
+    }
+
+    #[test]
+    fn a_damaged_file_is_set_aside_never_over_an_earlier_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("exports.json");
+        for text in ["first", "second"] {
+            std::fs::write(&path, text).unwrap();
+            let warning = set_aside_damaged(&path, "export list", &"bad JSON").unwrap();
+            assert!(warning.starts_with(&format!("the export list {} is damaged (bad JSON); set aside as", path.display())), "{warning}");
+            assert!(!path.exists());
+        }
+        let kept: Vec<String> = set_aside_files(&path).iter().map(|p| std::fs::read_to_string(p).unwrap()).collect();
+        assert_eq!(kept.len(), 2);
+        assert!(kept.contains(&"first".to_string()) && kept.contains(&"second".to_string()), "{kept:?}");
+
+        let warning = set_aside_damaged(&dir.path().join("missing.json"), "export list", &"bad JSON").unwrap_err();
+        assert!(warning.contains("could not be set aside"), "{warning}");
     }
 }

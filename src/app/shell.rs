@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use super::annotate::AnnotateTab;
 use super::context::{AutomaticBackend, Command, Shared, Tab};
+use super::crash;
 use super::settings::{AppPaths, Settings};
 use super::train_tab::TrainTab;
 use crate::engine::worker::{Request, Worker};
@@ -45,6 +46,7 @@ pub struct AnnotatorApp {
     quit: Quit,
     /// Closing was asked for by `request_quit` (as by the window's close button).
     close_asked: bool,
+    crash_notice: Option<CrashNotice>,
 }
 
 impl AnnotatorApp {
@@ -63,14 +65,23 @@ impl AnnotatorApp {
             engine.send(Request::WarmUp);
         }
         let adapter_name = adapter.map(|info| info.name);
+        let crash_notice = crash::unseen_reports(&options.paths.crashes).into_iter().next().map(|report| CrashNotice { report, text: None });
         let mut shared = Shared::new(settings, options.paths, engine, ctx, adapter_name, automatic);
-        shared.status.message = warning;
+        if let Some(warning) = warning {
+            shared.warn(warning);
+        }
         shared.check_models_if_changed();
         let mut annotate = AnnotateTab::new(cc, options.prepare_on_open);
+        crash::set_flush(annotate.autosave_flush_handle());
         if let Some(path) = options.file {
             annotate.open_path(&mut shared, path);
         }
-        Self { shared, annotate, train: TrainTab::new(ctx), tab: Tab::Annotate, quit: Quit::No, close_asked: false }
+        Self { shared, annotate, train: TrainTab::new(ctx), tab: Tab::Annotate, quit: Quit::No, close_asked: false, crash_notice }
+    }
+
+    /// The crash report of an earlier run that the window offers to show, if any.
+    pub fn crash_report_offered(&self) -> Option<&std::path::Path> {
+        self.crash_notice.as_ref().map(|n| n.report.as_path())
     }
 
     pub fn tab(&self) -> Tab {
@@ -83,6 +94,11 @@ impl AnnotatorApp {
 
     pub fn message(&self) -> Option<&str> {
         self.shared.status.message.as_deref()
+    }
+
+    /// The warnings shown until dismissed (damaged files set aside).
+    pub fn warnings(&self) -> &[String] {
+        &self.shared.status.warnings
     }
 
     pub fn settings(&self) -> &Settings {
@@ -119,7 +135,10 @@ impl AnnotatorApp {
         self.train.poll(&mut self.shared);
         for command in self.shared.take_commands() {
             match command {
-                Command::SwitchTab(tab) => self.tab = tab,
+                Command::SwitchTab(tab) => {
+                    crash::note("switch tab");
+                    self.tab = tab;
+                }
                 Command::UseModel(model) => self.annotate.use_model(&mut self.shared, model),
             }
         }
@@ -180,6 +199,47 @@ impl AnnotatorApp {
     }
 }
 
+/// A report an earlier run left, offered once.
+struct CrashNotice {
+    report: PathBuf,
+    /// Read when the user asks to see it.
+    text: Option<String>,
+}
+
+impl AnnotatorApp {
+    fn crash_notice_ui(&mut self, ui: &mut egui::Ui) {
+        let Some(notice) = &mut self.crash_notice else {
+            return;
+        };
+        let mut done = false;
+        egui::Panel::top("crash notice").show(ui, |ui| {
+            ui.horizontal_wrapped(|ui| {
+                ui.colored_label(egui::Color32::from_rgb(230, 180, 80), "De-LightSAM closed unexpectedly last time.");
+                ui.label(format!("A report (no image data, no file names) was saved: {}", notice.report.display()));
+                if ui.button("Show report").clicked() {
+                    notice.text = Some(std::fs::read_to_string(&notice.report).unwrap_or_else(|e| format!("cannot read the report: {e}")));
+                }
+                done = ui.button("Dismiss").clicked();
+            });
+        });
+        if let Some(text) = &notice.text {
+            let mut open = true;
+            let window = egui::Window::new("Crash report").open(&mut open).default_size([640.0, 420.0]);
+            window.anchor(egui::Align2::CENTER_CENTER, [0.0, 0.0]).show(ui.ctx(), |ui| {
+                ui.label("Attach this text to a bug report if you like; it holds no image data or file names.");
+                egui::ScrollArea::both().show(ui, |ui| ui.monospace(text.as_str()));
+            });
+            done |= !open;
+        }
+        if done {
+            if let Err(e) = crash::mark_seen(&notice.report) {
+                self.shared.warn(format!("cannot mark the crash report {} as read: {e}", notice.report.display()));
+            }
+            self.crash_notice = None;
+        }
+    }
+}
+
 impl eframe::App for AnnotatorApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         self.poll();
@@ -189,6 +249,7 @@ impl eframe::App for AnnotatorApp {
             self.annotate.open_path(&mut self.shared, path);
         }
         egui::Panel::top("menu").show(ui, |ui| self.menu_ui(ui));
+        self.crash_notice_ui(ui);
         match self.tab {
             Tab::Annotate => self.annotate.ui(ui, &mut self.shared),
             Tab::Train => self.train.ui(ui, &mut self.shared),

@@ -21,14 +21,26 @@ pub fn model_label(path: Option<&Path>) -> String {
     }
 }
 
-/// The last error, else the passing message; true if something was shown.
-pub fn status_ui(ui: &mut egui::Ui, status: &Status) -> bool {
+pub const WARNING_COLOR: Color32 = Color32::from_rgb(230, 180, 80);
+
+/// The warnings (with a button that dismisses them), then the last error, else the passing
+/// message; true if something was shown.
+pub fn status_ui(ui: &mut egui::Ui, status: &mut Status) -> bool {
+    for warning in &status.warnings {
+        ui.colored_label(WARNING_COLOR, format!("Warning: {warning}"));
+    }
+    if !status.warnings.is_empty() {
+        if ui.small_button("Dismiss").clicked() {
+            status.warnings.clear();
+        }
+        ui.separator();
+    }
     if let Some(error) = &status.error {
         ui.colored_label(ERROR_COLOR, format!("Error: {error}"));
     } else if let Some(message) = &status.message {
         ui.label(message);
     } else {
-        return false;
+        return !status.warnings.is_empty();
     }
     true
 }

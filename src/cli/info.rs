@@ -42,7 +42,8 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
 }
 
 /// The `info --json` contract: path, format, modality, rows, cols, frames, photometric,
-/// bits_allocated, transfer_syntax {uid, name}, and min/max/mean of the frame in modality units.
+/// bits_allocated, transfer_syntax {uid, name}, geometry, warnings, and min/max/mean of the frame
+/// in modality units.
 pub fn to_json(meta: &ImageMeta, frame: u32, stats: FrameStats) -> serde_json::Value {
     json!({
         "path": meta.path,
@@ -59,6 +60,11 @@ pub fn to_json(meta: &ImageMeta, frame: u32, stats: FrameStats) -> serde_json::V
         "transfer_syntax": meta.transfer_syntax,
         "pixel_spacing": meta.pixel_spacing.map(|(r, c)| [r, c]),
         "rescale": meta.rescale.map(|(slope, intercept)| json!({"slope": slope, "intercept": intercept})),
+        "rescale_varies": meta.rescale_varies,
+        "modality_lut": meta.modality_lut,
+        "orientation": meta.orientation,
+        "positions": meta.positions,
+        "warnings": meta.warnings,
         "windows": meta.windows.iter().map(|w| json!({
             "center": w.window.center, "width": w.window.width, "name": meta.window_label(w),
         })).collect::<Vec<_>>(),
@@ -93,7 +99,22 @@ fn to_text(meta: &ImageMeta, frame: u32, stats: FrameStats) -> String {
         lines.push(("pixel spacing", format!("{row} × {col} mm")));
     }
     if let Some((slope, intercept)) = meta.rescale {
-        lines.push(("rescale", format!("value = {slope} × stored + {intercept}")));
+        let frames = if meta.rescale_varies { " (frame 0; it varies per frame)" } else { "" };
+        lines.push(("rescale", format!("value = {slope} × stored + {intercept}{frames}")));
+    }
+    if let Some(lut) = &meta.modality_lut {
+        lines.push(("modality LUT", lut.clone()));
+    }
+    if let Some(o) = meta.orientation {
+        lines.push(("orientation", format!("rows {:?}, columns {:?}", &o[..3], &o[3..])));
+    }
+    match &meta.positions[..] {
+        [] => {}
+        [only] => lines.push(("position", format!("{only:?} mm"))),
+        [first, .., last] => lines.push(("positions", format!("{first:?} … {last:?} mm ({} frames)", meta.positions.len()))),
+    }
+    for warning in &meta.warnings {
+        lines.push(("warning", warning.clone()));
     }
     for w in &meta.windows {
         lines.push(("window", meta.window_label(w)));

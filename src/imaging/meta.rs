@@ -64,8 +64,19 @@ pub struct ImageMeta {
     pub pixel_spacing: Option<(f64, f64)>,
     pub windows: Vec<WindowPreset>,
     pub window_names: Vec<String>,
-    /// The file's own rescale: value = slope · stored + intercept.
+    /// The file's own rescale: value = slope · stored + intercept (the first frame's, when an
+    /// enhanced multi-frame file gives each frame its own; `rescale_varies` says so).
     pub rescale: Option<(f64, f64)>,
+    pub rescale_varies: bool,
+    /// A non-linear Modality LUT (DICOM Modality LUT Sequence), described; it replaces `rescale`.
+    pub modality_lut: Option<String>,
+    /// Patient-space geometry (DICOM LPS, mm): row and column direction cosines.
+    pub orientation: Option<[f64; 6]>,
+    /// The top-left pixel's position per frame (one for a single-frame file); empty when the
+    /// file does not say.
+    pub positions: Vec<[f64; 3]>,
+    /// What was read but not used, or used with doubt, in words the user sees.
+    pub warnings: Vec<String>,
     /// MONOCHROME1: low values are bright. Applied at display, never to the pixels.
     pub invert_display: bool,
 }

@@ -56,6 +56,11 @@ pub(super) fn open(path: &Path, head: &[u8]) -> Result<(ImageMeta, Frame), Image
         windows: Vec::new(),
         window_names: Vec::new(),
         rescale: None,
+        rescale_varies: false,
+        modality_lut: None,
+        orientation: None,
+        positions: Vec::new(),
+        warnings: Vec::new(),
         invert_display: false,
     };
     Ok((meta, frame))

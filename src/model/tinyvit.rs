@@ -6,11 +6,10 @@ use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::softmax;
 use burn::tensor::ops::PadMode;
 
 use super::controller::{ControllerConfig, ModalityController};
-use super::kernels::{contiguous, gelu};
+use super::kernels::{contiguous, gelu, softmax_last};
 use super::layers::{Conv2dBn, Conv2dBnConfig, LayerNorm2d};
 
 #[derive(Config, Debug)]
@@ -411,7 +410,7 @@ impl<B: Backend> WindowAttention<B> {
         // Added as one shared row per window so the backend broadcasts it without a strided walk.
         let scores = q.clone().matmul(k.swap_dims(2, 3)).mul_scalar(scale).reshape([b, heads * n * n]);
         let scores = scores.add(bias.reshape([1, heads * n * n])).reshape([b, heads, n, n]);
-        let mut out = softmax(scores, 3).matmul(v);
+        let mut out = softmax_last(scores).matmul(v);
         if let Some((controller, slot)) = prefix {
             out = out.add(controller.prefix_attention(slot, q, scale));
         }

@@ -2,9 +2,9 @@
 
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::{relu, softmax};
+use burn::tensor::activation::relu;
 
-use super::kernels::contiguous;
+use super::kernels::{contiguous, softmax_last};
 
 /// Multi-head attention with an optional downscaled internal dimension.
 #[derive(Module, Debug)]
@@ -39,7 +39,7 @@ impl<B: Backend> Attention<B> {
         let v = self.split_heads(self.v_proj.forward(v));
         let [b, h, n, c] = q.dims();
         let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((c as f64).sqrt());
-        let out = contiguous(softmax(scores, 3).matmul(v).swap_dims(1, 2)).reshape([b, n, h * c]);
+        let out = contiguous(softmax_last(scores).matmul(v).swap_dims(1, 2)).reshape([b, n, h * c]);
         self.out_proj.forward(out)
     }
 }

@@ -49,6 +49,21 @@ pub struct Reference {
     pub min: Option<f64>,
     pub max: Option<f64>,
     pub mean: Option<f64>,
+    /// Frame 0's rescale, from its functional group in an enhanced file.
+    #[serde(default)]
+    pub rescale: Option<ReferenceRescale>,
+    #[serde(default)]
+    pub modality_lut: Option<bool>,
+    #[serde(default)]
+    pub orientation: Option<Vec<f64>>,
+    #[serde(default)]
+    pub positions: Option<Vec<Vec<f64>>>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct ReferenceRescale {
+    pub slope: f64,
+    pub intercept: f64,
 }
 
 pub fn references(name: &str) -> Vec<Reference> {

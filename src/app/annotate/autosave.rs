@@ -9,6 +9,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use image::ImageEncoder;
 use image::codecs::png::PngEncoder;
 
+use crate::app::settings::set_aside_damaged;
 use crate::imaging::Mask;
 
 /// The autosave file for frame `frame` of `image`.
@@ -19,14 +20,30 @@ pub fn path_for(dir: &Path, image: &Path, frame: u32) -> PathBuf {
 }
 
 /// The saved work for this image, if any and if it still fits the image's size: the mask still
-/// waiting to be written if there is one, else the file.
-pub fn restore(saver: &Autosaver, dir: &Path, image: &Path, frame: u32, width: u32, height: u32) -> Option<Mask> {
+/// waiting to be written if there is one, else the file. Err: a warning for the user when the
+/// file is damaged (it is set aside, never deleted) or cannot be read; the image opens without it.
+pub fn restore(saver: &Autosaver, dir: &Path, image: &Path, frame: u32, width: u32, height: u32) -> Result<Option<Mask>, String> {
+    let fits = |mask: &Mask| mask.width() == width && mask.height() == height;
     let path = path_for(dir, image, frame);
     if let Some(mask) = saver.queued(&path) {
-        return (mask.width() == width && mask.height() == height).then_some(mask);
+        return Ok(Some(mask).filter(fits));
     }
-    let saved = image::open(&path).ok()?.into_luma8();
-    (saved.width() == width && saved.height() == height).then(|| Mask::from_labels(width, height, saved.into_raw())).flatten()
+    let what = format!("autosave of {} (frame {frame})", image.display());
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot read the {what}, {}: {e}", path.display())),
+    };
+    match image::load_from_memory_with_format(&bytes, image::ImageFormat::Png) {
+        Ok(saved) => {
+            let saved = saved.into_luma8();
+            Ok(Mask::from_labels(saved.width(), saved.height(), saved.into_raw()).filter(fits))
+        }
+        Err(problem) => {
+            let warning = set_aside_damaged(&path, &what, &problem).unwrap_or_else(|warning| warning);
+            Err(format!("{warning}; the image opens without it"))
+        }
+    }
 }
 
 /// Label values as they are (not 0/255): a restored mask is the mask that was saved.
@@ -105,6 +122,17 @@ impl Autosaver {
         self.errors.lock().map(|mut e| std::mem::take(&mut *e)).unwrap_or_default()
     }
 
+    /// A waiter for the queued masks (at most `limit`) that outlives `self`: the crash reporter's.
+    pub fn flush_handle(&self, limit: std::time::Duration) -> impl Fn() + Send + Sync + 'static {
+        let outstanding = self.outstanding.clone();
+        move || {
+            let (lock, done) = &*outstanding;
+            if let Ok(n) = lock.try_lock() {
+                let _ = done.wait_timeout_while(n, limit, |n| *n > 0);
+            }
+        }
+    }
+
     /// Waits (at most 10 s) until everything queued is on disk: tests, and closing the window.
     pub fn flush(&self) {
         let (lock, done) = &*self.outstanding;
@@ -135,12 +163,36 @@ mod tests {
         let saver = Autosaver::start();
         saver.save(path_for(dir.path(), &image, 0), mask.clone());
         // Before the write finishes, the queued mask is what comes back.
-        assert_eq!(restore(&saver, dir.path(), &image, 0, 30, 20), Some(mask.clone()));
+        assert_eq!(restore(&saver, dir.path(), &image, 0, 30, 20), Ok(Some(mask.clone())));
         saver.flush();
         assert!(saver.take_errors().is_empty());
         assert!(saver.queued(&path_for(dir.path(), &image, 0)).is_none(), "written and dequeued");
-        assert_eq!(restore(&saver, dir.path(), &image, 0, 30, 20), Some(mask));
-        assert_eq!(restore(&saver, dir.path(), &image, 1, 30, 20), None, "another frame");
-        assert_eq!(restore(&saver, dir.path(), &image, 0, 31, 20), None, "another size");
+        assert_eq!(restore(&saver, dir.path(), &image, 0, 30, 20), Ok(Some(mask)));
+        assert_eq!(restore(&saver, dir.path(), &image, 1, 30, 20), Ok(None), "another frame");
+        assert_eq!(restore(&saver, dir.path(), &image, 0, 31, 20), Ok(None), "another size");
+    }
+
+    #[test]
+    fn a_damaged_autosave_is_set_aside_with_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("scan.png");
+        let saver = Autosaver::start();
+        let mut mask = Mask::new(30, 20);
+        mask.set(3, 4, 1);
+        let path = path_for(dir.path(), &image, 0);
+        let png = encode(&mask).unwrap();
+        let damaged_files: [&[u8]; 4] = [&png[..png.len() / 2], b"", b"GIF89a garbage", &png[8..]];
+        for damaged in damaged_files {
+            std::fs::write(&path, damaged).unwrap();
+            let warning = restore(&saver, dir.path(), &image, 0, 30, 20).unwrap_err();
+            assert!(warning.contains("autosave of") && warning.contains("scan.png") && warning.contains("damaged"), "{warning}");
+            let kept = warning.split("set aside as ").nth(1).unwrap().split(';').next().unwrap();
+            assert_eq!(std::fs::read(kept).unwrap(), damaged, "kept as it was");
+            assert_eq!(restore(&saver, dir.path(), &image, 0, 30, 20), Ok(None), "then there is no autosave");
+        }
+        // The next autosave goes where the damaged one was.
+        saver.save(path.clone(), mask.clone());
+        saver.flush();
+        assert_eq!(restore(&saver, dir.path(), &image, 0, 30, 20), Ok(Some(mask)));
     }
 }

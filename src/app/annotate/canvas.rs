@@ -92,6 +92,20 @@ pub enum CanvasAction {
     GridChanged,
 }
 
+impl CanvasAction {
+    /// A word for the crash report's list of last actions.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Edited { .. } => "edit",
+            Self::Fill { .. } => "fill",
+            Self::Box(_) => "box prompt",
+            Self::BoxDragged(_) => "drag box",
+            Self::Point { .. } => "point prompt",
+            Self::GridChanged => "grid edit",
+        }
+    }
+}
+
 /// The image area's own state: view, gesture in progress, pixel under the cursor, GPU uploads.
 pub struct Canvas {
     pub view: View,

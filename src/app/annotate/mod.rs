@@ -10,6 +10,7 @@ mod history;
 mod loader;
 mod panels;
 pub mod tools;
+mod welcome;
 mod worklist;
 
 use std::collections::HashMap;
@@ -114,6 +115,11 @@ impl AnnotateTab {
         self.doc.as_ref().and_then(|d| d.grid.as_ref())
     }
 
+    /// The modality the shown image is segmented as.
+    pub fn modality(&self) -> Option<&str> {
+        self.doc.as_ref().map(|d| d.modality.as_str())
+    }
+
     pub fn tool(&self) -> Tool {
         self.tool
     }
@@ -202,7 +208,13 @@ impl AnnotateTab {
     // ----- opening -----
 
     /// Opens a file, or a folder as a worklist; both are read on a background thread.
+    /// Waits for the queued autosaves (at most 3 s); the crash reporter runs it before its report.
+    pub fn autosave_flush_handle(&self) -> impl Fn() + Send + Sync + 'static {
+        self.autosaver.flush_handle(std::time::Duration::from_secs(3))
+    }
+
     pub fn open_path(&mut self, shared: &mut Shared, path: PathBuf) {
+        crate::app::crash::note("open");
         self.loader.open_any(path, shared.settings.export_dir.clone(), shared.paths.autosave.clone());
     }
 
@@ -247,11 +259,19 @@ impl AnnotateTab {
             }
         } else {
             self.canvas.view.fit();
+            let name = doc.path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            for warning in &doc.source.meta().warnings {
+                shared.warn(format!("{name}: {warning}"));
+            }
         }
         let (w, h) = doc.size();
-        if let Some(saved) = autosave::restore(&self.autosaver, &shared.paths.autosave, doc.path(), frame_index, w, h) {
-            doc.mask = saved;
-            doc.unexported = !export_path_for(shared, &doc).is_file();
+        match autosave::restore(&self.autosaver, &shared.paths.autosave, doc.path(), frame_index, w, h) {
+            Ok(Some(saved)) => {
+                doc.mask = saved;
+                doc.unexported = !export_path_for(shared, &doc).is_file();
+            }
+            Ok(None) => {}
+            Err(warning) => shared.warn(warning),
         }
         shared.settings.remember_file(doc.path());
         if let Some(list) = &mut self.worklist {
@@ -282,12 +302,14 @@ impl AnnotateTab {
     }
 
     pub fn undo(&mut self, shared: &Shared) {
+        crate::app::crash::note("undo");
         if self.doc.as_mut().is_some_and(|d| d.undo()) {
             self.autosave(shared);
         }
     }
 
     pub fn redo(&mut self, shared: &Shared) {
+        crate::app::crash::note("redo");
         if self.doc.as_mut().is_some_and(|d| d.redo()) {
             self.autosave(shared);
         }
@@ -324,6 +346,7 @@ impl AnnotateTab {
     }
 
     fn apply_canvas(&mut self, shared: &mut Shared, action: CanvasAction) {
+        crate::app::crash::note(action.kind());
         match action {
             CanvasAction::Edited { before, rect } => self.commit_edit(shared, &before, rect),
             CanvasAction::Fill { x, y, label } => self.fill_at(shared, x, y, label),
@@ -369,6 +392,7 @@ impl AnnotateTab {
 
     /// An automatic proposal for the shown image, with the edited patch grid if `with_grid`.
     pub fn propose(&mut self, shared: &Shared, with_grid: bool) {
+        crate::app::crash::note(if with_grid { "propose with grid" } else { "propose" });
         let Some(doc) = &self.doc else { return };
         let grid = if with_grid { doc.grid.clone() } else { None };
         shared.engine.send(Request::Auto { image: doc.id.clone(), frame: doc.frame.clone(), modality: doc.modality.clone(), grid });
@@ -459,6 +483,7 @@ impl AnnotateTab {
             }
             Reply::Loaded { model, backend, device, note } => {
                 self.engine.backend = Some(format!("{model} on {backend} ({device})"));
+                crate::app::crash::set_backend(format!("{backend} ({device})"));
                 if note.is_some() {
                     self.engine.note = note;
                 }
@@ -521,26 +546,29 @@ impl AnnotateTab {
     // ----- export -----
 
     /// Writes the mask as `<stem>_mask.png` (0/255) next to the image or into the export
-    /// folder, atomically, never over the source. Returns where it went.
+    /// folder, atomically, never over the source. Returns where it went. A failed export
+    /// changes nothing: the mask stays open, unexported, and in its autosave.
     pub fn export(&mut self, shared: &mut Shared) -> Option<PathBuf> {
+        crate::app::crash::note("export");
         let doc = self.doc.as_ref()?;
         let out = export_path_for(shared, doc);
-        if let Some(dir) = out.parent() {
-            if let Err(e) = std::fs::create_dir_all(dir) {
-                shared.set_error(format!("{}: cannot create the export folder: {e}", dir.display()));
-                return None;
-            }
-        }
-        if let Err(e) = crate::imaging::write_mask_png(&doc.mask, &out, doc.path()) {
-            shared.set_error(e.to_string());
+        let folder_made = match out.parent() {
+            Some(dir) => std::fs::create_dir_all(dir).map_err(|e| format!("{}: cannot create the export folder: {e}", dir.display())),
+            None => Ok(()),
+        };
+        let written = folder_made.and_then(|()| crate::imaging::write_mask_png(&doc.mask, &out, doc.path()).map_err(|e| e.to_string()));
+        if let Err(cause) = written {
+            shared.set_error(format!("mask not exported: {cause}; the mask stays open"));
             return None;
         }
+        shared.status.error = None;
         shared.set_message(format!("Exported {}", out.display()));
         let record = ExportRecord { image: doc.path().to_path_buf(), frame: doc.frame_index, mask: out.clone(), modality: doc.modality.clone() };
-        if let Err(e) = ExportLog::record(&shared.paths.exports, record) {
-            shared.set_message(format!("Exported {} (not added to the training list {}: {e})", out.display(), shared.paths.exports.display()));
+        match ExportLog::record(&shared.paths.exports, record) {
+            Ok(None) => {}
+            Ok(Some(warning)) => shared.warn(warning),
+            Err(e) => shared.set_message(format!("Exported {} (not added to the training list: {e})", out.display())),
         }
-        shared.status.error = None;
         if let Some(list) = &mut self.worklist {
             list.exported(doc.path(), &out, shared.settings.export_dir.as_deref());
         }

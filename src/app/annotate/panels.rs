@@ -5,6 +5,7 @@ use egui::{Color32, Key, KeyboardShortcut, Modifiers};
 
 use super::AnnotateTab;
 use super::tools::Tool;
+use super::welcome::{WelcomeAction, welcome_ui};
 use super::worklist::ItemState;
 use crate::app::context::Shared;
 use crate::app::widgets::{model_label, status_ui};
@@ -21,12 +22,37 @@ impl AnnotateTab {
         egui::Panel::left("tools").resizable(true).default_size(210.0).show(ui, |ui| {
             egui::ScrollArea::vertical().show(ui, |ui| self.tools_ui(ui, shared));
         });
+        if self.doc.is_none() && !self.loader.is_busy() {
+            let recent: Vec<_> = shared.settings.recent_files.iter().chain(&shared.settings.recent_folders).cloned().collect();
+            if let Some(action) = egui::CentralPanel::default().show(ui, |ui| welcome_ui(ui, &recent)).inner {
+                self.apply_welcome(shared, action);
+            }
+            return;
+        }
         let action = egui::CentralPanel::default()
             .frame(egui::Frame::NONE)
             .show(ui, |ui| self.canvas.ui(ui, self.doc.as_mut(), self.tool, &shared.settings))
             .inner;
         if let Some(action) = action {
             self.apply_canvas(shared, action);
+        }
+    }
+
+    fn apply_welcome(&mut self, shared: &mut Shared, action: WelcomeAction) {
+        match action {
+            WelcomeAction::OpenFile => self.loader.pick_file(),
+            WelcomeAction::OpenFolder => self.loader.pick_folder(),
+            WelcomeAction::Recent(path) => self.open_path(shared, path),
+            WelcomeAction::Sample(i) => {
+                let sample = &crate::app::assets::SAMPLES[i];
+                match sample.materialise(&shared.paths.samples) {
+                    Ok(path) => {
+                        self.set_modality(shared, sample.modality);
+                        self.open_path(shared, path);
+                    }
+                    Err(e) => shared.set_error(format!("cannot write the sample into {}: {e}", shared.paths.samples.display())),
+                }
+            }
         }
     }
 
@@ -116,6 +142,7 @@ impl AnnotateTab {
                 self.set_export_dir(shared, None);
             }
         });
+        help_menu(ui);
         ui.menu_button("View", |ui| {
             if ui.button("Fit  (0)").clicked() {
                 self.canvas.view.fit();
@@ -160,22 +187,23 @@ impl AnnotateTab {
         ui.heading("Tools");
         for tool in Tool::ALL {
             let label = format!("{}  ({:?})", tool.label(), tool.key());
-            if ui.selectable_label(self.tool == tool, label).clicked() {
+            if ui.selectable_label(self.tool == tool, label).on_hover_text(tool.help()).clicked() {
                 self.tool = tool;
             }
         }
-        ui.add(egui::Slider::new(&mut shared.settings.brush_radius, 0.5..=200.0).logarithmic(true).text("brush [ ]"));
-        ui.add(egui::Slider::new(&mut shared.settings.opacity, 0.0..=1.0).text("opacity"));
-        ui.checkbox(&mut shared.settings.show_mask, "show mask");
+        ui.add(egui::Slider::new(&mut shared.settings.brush_radius, 0.5..=200.0).logarithmic(true).text("brush [ ]"))
+            .on_hover_text("Brush and eraser radius in image pixels ([ smaller, ] larger)");
+        ui.add(egui::Slider::new(&mut shared.settings.opacity, 0.0..=1.0).text("opacity")).on_hover_text("How strongly the mask is drawn over the image");
+        ui.checkbox(&mut shared.settings.show_mask, "show mask").on_hover_text("Hide the mask to see the image under it (H)");
         ui.horizontal(|ui| {
             let (can_undo, can_redo) = self.doc.as_ref().map_or((false, false), |d| (d.history.can_undo(), d.history.can_redo()));
-            if ui.add_enabled(can_undo, egui::Button::new("Undo")).clicked() {
+            if ui.add_enabled(can_undo, egui::Button::new("Undo")).on_hover_text("Undo the last edit or AI result (Ctrl+Z)").clicked() {
                 self.undo(shared);
             }
-            if ui.add_enabled(can_redo, egui::Button::new("Redo")).clicked() {
+            if ui.add_enabled(can_redo, egui::Button::new("Redo")).on_hover_text("Redo (Ctrl+Shift+Z or Ctrl+Y)").clicked() {
                 self.redo(shared);
             }
-            if ui.add_enabled(self.doc.is_some(), egui::Button::new("Clear")).clicked() {
+            if ui.add_enabled(self.doc.is_some(), egui::Button::new("Clear")).on_hover_text("Erase the whole mask (one undo step)").clicked() {
                 self.clear_mask(shared);
             }
         });
@@ -208,7 +236,9 @@ impl AnnotateTab {
         if let Some(model) = pick.filter(|m| *m != chosen) {
             self.use_model(shared, model);
         }
-        if ui.add_enabled(self.doc.is_some(), egui::Button::new("Propose mask  (A)")).clicked() {
+        let propose = egui::Button::new("Propose mask  (A)");
+        let propose_help = "De-LightSAM segments the image for the chosen modality; fix the result with the tools, or edit its patch grid (T)";
+        if ui.add_enabled(self.doc.is_some(), propose).on_hover_text(propose_help).clicked() {
             self.propose(shared, false);
         }
         ui.label(egui::RichText::new("Box (R) or points (P; shift = negative) for LiteMedSAM; patch grid (T) re-runs the proposal.").small().weak());
@@ -262,7 +292,7 @@ impl AnnotateTab {
 
     fn status_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
         ui.horizontal_wrapped(|ui| {
-            if status_ui(ui, &shared.status) {
+            if status_ui(ui, &mut shared.status) {
                 ui.separator();
             }
             if let Some(busy) = &self.engine.busy {
@@ -348,3 +378,47 @@ impl AnnotateTab {
 /// Standard CT windows (centre, width) in HU.
 const CT_PRESETS: &[(&str, f64, f64)] =
     &[("CT brain", 40.0, 80.0), ("CT lung", -600.0, 1500.0), ("CT bone", 400.0, 1800.0), ("CT soft tissue", 50.0, 400.0)];
+
+/// The Help menu: keyboard shortcuts and what the shipped model is good and weak at.
+fn help_menu(ui: &mut egui::Ui) {
+    ui.menu_button("Help", |ui| {
+        ui.menu_button("Keyboard shortcuts", |ui| {
+            egui::Grid::new("shortcuts").num_columns(2).striped(true).show(ui, |ui| {
+                for (keys, what) in SHORTCUTS {
+                    ui.label(egui::RichText::new(*keys).monospace());
+                    ui.label(*what);
+                    ui.end_row();
+                }
+            });
+        });
+        ui.menu_button("About the model", |ui| {
+            ui.set_max_width(460.0);
+            for line in MODEL_SUMMARY {
+                ui.label(*line);
+            }
+        });
+    });
+}
+
+const SHORTCUTS: &[(&str, &str)] = &[
+    ("Ctrl+O", "open an image"),
+    ("Ctrl+S", "export the mask (PNG)"),
+    ("Ctrl+Z / Ctrl+Shift+Z, Ctrl+Y", "undo / redo"),
+    ("A", "propose a mask (De-LightSAM)"),
+    ("R / P / T", "box prompt / point prompts (Shift = negative) / patch grid"),
+    ("B / E / G / L", "brush / eraser / fill / lasso"),
+    ("[ / ]", "smaller / larger brush"),
+    ("H", "show or hide the mask"),
+    ("0 / 1", "fit / actual size"),
+    ("wheel; middle drag or Space+drag", "zoom; pan"),
+    ("right drag", "window / level"),
+    ("Page Down / Page Up", "next / previous image of the worklist"),
+];
+
+const MODEL_SUMMARY: &[&str] = &[
+    "Automatic proposals: De-LightSAM (TinyViT encoder, per-modality queries), trained on 5 small public sets on a CPU.",
+    "Good: skin lesions in dermoscopy (held-out Dice 0.95), brain in T1 MR (0.86).",
+    "Weak: EM membranes (0.68), retinal vessels (0.48, too thin for the 256-pixel input), nuclei; no training data yet for x-ray, ultrasound, colonoscopy and CT: use a box or points there (LiteMedSAM).",
+    "Research use only (some training sets are research-only). Not a medical device: check every mask.",
+    "Full model card: models/MODEL_CARD.md in the source tree.",
+];

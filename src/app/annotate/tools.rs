@@ -204,6 +204,19 @@ impl Tool {
         }
     }
 
+    /// What the tool does, for its tooltip.
+    pub fn help(self) -> &'static str {
+        match self {
+            Tool::Brush => "Paint the mask (B); drag to draw, [ and ] change the size",
+            Tool::Eraser => "Erase the mask (E); drag to erase, [ and ] change the size",
+            Tool::Fill => "Fill the enclosed region you click (G); Shift+click empties it",
+            Tool::Lasso => "Draw a closed outline to fill (L); hold Shift to cut it out instead",
+            Tool::Box => "Drag a box around the object (R): LiteMedSAM segments it, the mask follows as you drag",
+            Tool::Points => "Click on the object (P), Shift+click on what is not it: LiteMedSAM segments from the points",
+            Tool::Grid => "Show De-LightSAM's patch grid (T): click patches on or off and the proposal re-runs",
+        }
+    }
+
     pub fn key(self) -> egui::Key {
         match self {
             Tool::Brush => egui::Key::B,

@@ -108,8 +108,8 @@ impl TrainForm {
     }
 
     /// Adds the masks exported in the app, one source per modality; says how many.
-    pub fn add_exported(&mut self, log: &Path) -> String {
-        let lists = ExportLog::load(log).lists();
+    pub fn add_exported(&mut self, log: &ExportLog) -> String {
+        let lists = log.lists();
         if lists.is_empty() {
             return "no exported masks yet: export masks in the Annotate tab (Ctrl+S) first".into();
         }

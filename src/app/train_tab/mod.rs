@@ -17,6 +17,7 @@ pub use self::progress::{Phase, RunProgress};
 use self::form::{FolderCheck, free_name};
 use super::background::Background;
 use super::context::{Command, Shared, Tab};
+use super::export_log::ExportLog;
 use crate::model::backend::BackendKind;
 use crate::train::dataset;
 use crate::train::job::{self, TrainingJob};
@@ -177,8 +178,16 @@ impl TrainTab {
 
     /// Adds the masks exported in the app (one source per modality).
     pub fn add_exported(&mut self, shared: &mut Shared) {
-        let said = self.form.add_exported(&shared.paths.exports);
-        shared.set_message(said);
+        match ExportLog::load(&shared.paths.exports) {
+            Ok((log, warning)) => {
+                if let Some(warning) = warning {
+                    shared.warn(warning);
+                }
+                let said = self.form.add_exported(&log);
+                shared.set_message(said);
+            }
+            Err(e) => shared.set_error(e),
+        }
     }
 
     /// Everything that arrived since the last frame: folder checks and picks, the CUDA probe,

@@ -19,7 +19,7 @@ impl TrainTab {
     /// The form on the left, the run on the right, the status line at the bottom.
     pub fn ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
         egui::Panel::bottom("train_status").show(ui, |ui| {
-            ui.horizontal_wrapped(|ui| status_ui(ui, &shared.status));
+            ui.horizontal_wrapped(|ui| status_ui(ui, &mut shared.status));
         });
         egui::Panel::left("train_form").resizable(true).default_size(340.0).show(ui, |ui| {
             egui::ScrollArea::vertical().show(ui, |ui| self.form_ui(ui, shared));

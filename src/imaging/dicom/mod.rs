@@ -1,8 +1,10 @@
 //! DICOM through dicom-object + dicom-pixeldata: parsing, header facts, frame decoding.
 
 mod attrs;
+mod functional_groups;
 mod guard;
 mod jpeg_turbo;
+mod lut;
 mod pixels;
 mod read;
 

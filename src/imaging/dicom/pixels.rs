@@ -12,11 +12,13 @@ use dicom_pixeldata::PixelDecoder;
 use dicom_core::value::Value;
 
 use super::guard::catch_codec_panic;
+use super::lut::{LookupTable, ModalityTransform};
 use super::{attrs, jpeg_turbo};
 use crate::imaging::{Frame, ImageError, ImageMeta};
 
 const JPEG_BASELINE: &str = "1.2.840.10008.1.2.4.50";
 const JPEG_EXTENDED: &str = "1.2.840.10008.1.2.4.51";
+const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
 
 #[derive(Debug, Clone, Copy)]
 enum TurboCase {
@@ -36,8 +38,28 @@ pub(crate) struct SampleFormat {
     /// PlanarConfiguration 1: RRR…GGG…BBB….
     pub planar: bool,
     pub photometric: String,
-    /// (slope, intercept) of the Modality LUT.
-    pub rescale: Option<(f64, f64)>,
+    /// Stored → modality values (monochrome files), per frame.
+    pub modality: FrameTransforms,
+}
+
+/// One modality transform per frame that has its own, and one for the others.
+pub(crate) struct FrameTransforms {
+    per_frame: Vec<ModalityTransform>,
+    otherwise: ModalityTransform,
+}
+
+impl FrameTransforms {
+    pub fn new(per_frame: Vec<ModalityTransform>, otherwise: ModalityTransform) -> Self {
+        Self { per_frame, otherwise }
+    }
+
+    pub fn all(transform: ModalityTransform) -> Self {
+        Self::new(Vec::new(), transform)
+    }
+
+    fn for_frame(&self, index: u32) -> &ModalityTransform {
+        self.per_frame.get(index as usize).unwrap_or(&self.otherwise)
+    }
 }
 
 impl SampleFormat {
@@ -51,26 +73,33 @@ pub(crate) struct PixelLayout {
     format: SampleFormat,
     /// Colour conversion the codec does not do for us (native and RLE data).
     ybr_to_rgb: bool,
+    /// Native YBR_FULL_422: Y Y Cb Cr per two pixels, expanded here (no codec does it).
+    chroma_subsampled: bool,
     palette: Option<Palette>,
     /// JPEG decoded here with libjpeg-turbo instead of dicom-pixeldata (see jpeg_turbo.rs).
     turbo: Option<TurboCase>,
 }
 
+/// PALETTE COLOR: one lookup table per channel, R then G then B.
 struct Palette {
-    first_mapped: i64,
-    bits: u16,
-    /// Entries per channel, R then G then B.
-    lut: [Vec<u16>; 3],
+    luts: [LookupTable; 3],
 }
 
 impl PixelLayout {
     pub(super) fn read(path: &Path, obj: &DefaultDicomObject, format: SampleFormat, ts_uid: &str) -> Result<Self, ImageError> {
         let unsupported = |what: &str| ImageError::Unsupported { path: path.to_path_buf(), what: what.to_string() };
         let photometric = format.photometric.as_str();
-        let palette = if photometric == "PALETTE COLOR" { Some(Palette::read(path, obj)?) } else { None };
+        let palette = if photometric == "PALETTE COLOR" { Some(Palette::read(path, obj, format.signed)?) } else { None };
         let native_or_rle = !ts_uid.starts_with("1.2.840.10008.1.2.4.");
-        if photometric == "YBR_FULL_422" && native_or_rle {
-            return Err(unsupported("uncompressed YBR_FULL_422 (subsampled colour) pixel data"));
+        let chroma_subsampled = photometric == "YBR_FULL_422" && native_or_rle;
+        if chroma_subsampled && ts_uid == RLE_LOSSLESS {
+            return Err(unsupported("RLE-compressed YBR_FULL_422 (subsampled colour) pixel data"));
+        }
+        if chroma_subsampled && (format.bits_allocated != 8 || format.samples != 3 || format.cols % 2 != 0) {
+            return Err(unsupported(&format!(
+                "uncompressed YBR_FULL_422 with {} bits, {} samples and {} columns (8 bits, 3 samples and an even width are readable)",
+                format.bits_allocated, format.samples, format.cols
+            )));
         }
         if format.samples == 3 && format.bits_allocated == 1 {
             return Err(unsupported("1-bit colour pixel data"));
@@ -80,8 +109,8 @@ impl PixelLayout {
             JPEG_BASELINE | JPEG_EXTENDED if format.samples == 3 && photometric == "RGB" => Some(TurboCase::UntransformedRgb),
             _ => None,
         };
-        let ybr_to_rgb = native_or_rle && photometric == "YBR_FULL";
-        Ok(Self { format, ybr_to_rgb, palette, turbo })
+        let ybr_to_rgb = native_or_rle && (photometric == "YBR_FULL" || chroma_subsampled);
+        Ok(Self { format, ybr_to_rgb, chroma_subsampled, palette, turbo })
     }
 }
 
@@ -112,13 +141,31 @@ impl DicomPixels {
             if (width, height) != (l.cols, l.rows) {
                 return Err(decode_err(format!("JPEG is {width}×{height}, the header says {}×{}", l.cols, l.rows)));
             }
-            return self.to_frame(path, &data, false);
+            return self.to_frame(path, index, &data, false);
+        }
+        if self.layout.chroma_subsampled {
+            let full = self.subsampled_frame(path, index)?;
+            return self.to_frame(path, index, &full, false);
         }
         let decoded = catch_codec_panic(|| self.obj.decode_pixel_data_frame(index))
             .map_err(&decode_err)?
             .map_err(|e| decode_err(super::read_error_chain(&e)))?;
         let planar = l.planar && decoded.planar_configuration() != dicom_pixeldata::PlanarConfiguration::Standard;
-        self.to_frame(path, decoded.data(), planar)
+        self.to_frame(path, index, decoded.data(), planar)
+    }
+
+    /// Frame `index` of native YBR_FULL_422 data (Y₀ Y₁ Cb Cr per pixel pair) as 3 samples per pixel.
+    fn subsampled_frame(&self, path: &Path, index: u32) -> Result<Vec<u8>, ImageError> {
+        let l = &self.layout.format;
+        let frame_bytes = l.rows as usize * l.cols as usize * 2;
+        let data = attrs::bytes(&self.obj, tags::PIXEL_DATA).unwrap_or_default();
+        let start = index as usize * frame_bytes;
+        let frame = data.get(start..start + frame_bytes).ok_or(ImageError::Truncated {
+            path: path.to_path_buf(),
+            expected: (start + frame_bytes) as u64,
+            actual: data.len() as u64,
+        })?;
+        Ok(expand_422(frame))
     }
 
     /// The encapsulated bytes of one frame: one fragment per frame, or all fragments of a
@@ -143,7 +190,7 @@ impl DicomPixels {
     }
 
     /// Native samples (little-endian, one byte per pixel for 1-bit data) to a frame.
-    fn to_frame(&self, path: &Path, data: &[u8], planar: bool) -> Result<Frame, ImageError> {
+    fn to_frame(&self, path: &Path, index: u32, data: &[u8], planar: bool) -> Result<Frame, ImageError> {
         let l = &self.layout.format;
         let pixels = l.rows as usize * l.cols as usize;
         let samples = l.samples as usize;
@@ -159,8 +206,7 @@ impl DicomPixels {
 
         let frame = if let Some(palette) = &self.layout.palette {
             let data = palette.apply(&values);
-            let top = ((1u32 << palette.bits) - 1) as f32;
-            Frame { width: l.cols, height: l.rows, channels: 3, data, display_range: (0.0, top) }
+            Frame { width: l.cols, height: l.rows, channels: 3, data, display_range: (0.0, palette.top()) }
         } else if samples == 3 {
             if self.layout.ybr_to_rgb {
                 ybr_full_to_rgb(&mut values, l.bits_stored);
@@ -169,11 +215,7 @@ impl DicomPixels {
             Frame { width: l.cols, height: l.rows, channels: 3, data: values, display_range: (0.0, top) }
         } else {
             if l.is_monochrome() {
-                if let Some((slope, intercept)) = l.rescale {
-                    for v in &mut values {
-                        *v = (f64::from(*v) * slope + intercept) as f32;
-                    }
-                }
+                l.modality.for_frame(index).apply(&mut values);
             }
             Frame::from_values(l.cols, l.rows, 1, values)
         };
@@ -203,6 +245,11 @@ fn read_samples(data: &[u8], l: &SampleFormat) -> Vec<f32> {
     }
 }
 
+/// Y₀ Y₁ Cb Cr → Y₀ Cb Cr Y₁ Cb Cr: both pixels of a pair share the pair's chroma.
+fn expand_422(data: &[u8]) -> Vec<u8> {
+    data.chunks_exact(4).flat_map(|q| [q[0], q[2], q[3], q[1], q[2], q[3]]).collect()
+}
+
 /// Planar configuration 1 (RRR…GGG…BBB…) to interleaved RGBRGB….
 fn interleave_planes(values: &[f32], pixels: usize) -> Vec<f32> {
     let mut out = Vec::with_capacity(values.len());
@@ -225,50 +272,41 @@ fn ybr_full_to_rgb(values: &mut [f32], bits: u16) {
 }
 
 impl Palette {
-    fn read(path: &Path, obj: &DefaultDicomObject) -> Result<Self, ImageError> {
-        let bad = |reason: &str| ImageError::DicomParse { path: path.to_path_buf(), reason: format!("PALETTE COLOR: {reason}") };
-        if obj.element_opt(tags::SEGMENTED_RED_PALETTE_COLOR_LOOKUP_TABLE_DATA).ok().flatten().is_some() {
-            return Err(ImageError::Unsupported {
-                path: path.to_path_buf(),
-                what: "segmented palette colour lookup tables".to_string(),
-            });
-        }
+    /// Plain or segmented tables (PS3.3 C.7.9); the descriptor's first mapped value follows the
+    /// pixel sign.
+    fn read(path: &Path, obj: &DefaultDicomObject, signed: bool) -> Result<Self, ImageError> {
+        let bad = |channel: &str, reason: String| ImageError::DicomParse {
+            path: path.to_path_buf(),
+            reason: format!("PALETTE COLOR, {channel} table: {reason}"),
+        };
         let channels = [
-            (tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR, tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DATA),
-            (tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR, tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DATA),
-            (tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR, tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DATA),
+            ("red", tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR, tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DATA, tags::SEGMENTED_RED_PALETTE_COLOR_LOOKUP_TABLE_DATA),
+            ("green", tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR, tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DATA, tags::SEGMENTED_GREEN_PALETTE_COLOR_LOOKUP_TABLE_DATA),
+            ("blue", tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR, tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DATA, tags::SEGMENTED_BLUE_PALETTE_COLOR_LOOKUP_TABLE_DATA),
         ];
-        let mut luts: [Vec<u16>; 3] = Default::default();
-        let (mut first_mapped, mut bits) = (0, 8);
-        for (lut, (descriptor_tag, data_tag)) in luts.iter_mut().zip(channels) {
-            let descriptor = attrs::ints(obj, descriptor_tag);
-            let [entries, first, entry_bits] = descriptor[..] else {
-                return Err(bad("lookup table descriptor is missing or malformed"));
+        let read_one = |(channel, descriptor, plain, segmented)| {
+            let descriptor = attrs::ints(obj, descriptor);
+            let lut = match (attrs::bytes(obj, plain), attrs::bytes(obj, segmented)) {
+                (Some(data), _) => LookupTable::from_descriptor(&descriptor, &data, signed),
+                (None, Some(data)) => LookupTable::from_segmented(&descriptor, &data, signed),
+                (None, None) => Err("the lookup table data is missing".to_string()),
             };
-            // The descriptor's first value is US or SS; 0 means 65536 entries.
-            let entries = match entries { 0 => 65536, e if e < 0 => e + 65536, e => e } as usize;
-            let bytes = attrs::bytes(obj, data_tag).ok_or_else(|| bad("lookup table data is missing"))?;
-            let words: Vec<u16> = if bytes.len() == entries {
-                bytes.iter().map(|&b| u16::from(b)).collect()
-            } else {
-                bytes.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect()
-            };
-            if words.len() < entries {
-                return Err(bad("lookup table data is shorter than its descriptor says"));
-            }
-            (first_mapped, bits) = (first, entry_bits.clamp(1, 16) as u16);
-            *lut = words[..entries].to_vec();
-        }
-        Ok(Self { first_mapped, bits, lut: luts })
+            lut.map_err(|reason| bad(channel, reason))
+        };
+        let [red, green, blue] = channels.map(read_one);
+        Ok(Self { luts: [red?, green?, blue?] })
+    }
+
+    /// The largest output value of the tables.
+    fn top(&self) -> f32 {
+        let bits = self.luts.iter().map(|l| l.bits).max().unwrap_or(8);
+        ((1u32 << bits) - 1) as f32
     }
 
     fn apply(&self, indices: &[f32]) -> Vec<f32> {
         let mut out = Vec::with_capacity(indices.len() * 3);
         for &index in indices {
-            for lut in &self.lut {
-                let i = (index as i64 - self.first_mapped).clamp(0, lut.len() as i64 - 1) as usize;
-                out.push(f32::from(lut[i]));
-            }
+            out.extend(self.luts.iter().map(|lut| f32::from(lut.get(index as i64))));
         }
         out
     }
@@ -289,7 +327,7 @@ mod tests {
             signed,
             planar: false,
             photometric: "MONOCHROME2".into(),
-            rescale: None,
+            modality: FrameTransforms::all(ModalityTransform::Identity),
         }
     }
 
@@ -311,6 +349,11 @@ mod tests {
     fn planes_are_interleaved() {
         let planar = [1.0, 2.0, 10.0, 20.0, 100.0, 200.0];
         assert_eq!(interleave_planes(&planar, 2), vec![1.0, 10.0, 100.0, 2.0, 20.0, 200.0]);
+    }
+
+    #[test]
+    fn subsampled_chroma_is_shared_by_each_pixel_pair() {
+        assert_eq!(expand_422(&[10, 20, 128, 130, 1, 2, 3, 4]), vec![10, 128, 130, 20, 128, 130, 1, 3, 4, 2, 3, 4]);
     }
 
     #[test]

@@ -10,8 +10,10 @@ use dicom_object::{DefaultDicomObject, FileMetaTableBuilder, InMemDicomObject, O
 use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
 
 use super::attrs;
+use super::functional_groups::FrameFacts;
 use super::guard::catch_codec_panic;
-use super::pixels::{DicomPixels, PixelLayout, SampleFormat};
+use super::lut::{ModalityTransform, check_rescale};
+use super::pixels::{DicomPixels, FrameTransforms, PixelLayout, SampleFormat};
 use crate::imaging::{ImageError, ImageMeta, SourceFormat, TransferSyntaxInfo, Window, WindowPreset, raster};
 
 /// True when the file is DICOM by content ("DICM" after the preamble, or a bare data set starting
@@ -142,22 +144,16 @@ fn describe(path: &Path, obj: &DefaultDicomObject) -> Result<(ImageMeta, PixelLa
         check_native_length(path, obj, rows, cols, frames, samples, bits_allocated, &photometric)?;
     }
 
-    let rescale = match (attrs::float(obj, tags::RESCALE_SLOPE), attrs::float(obj, tags::RESCALE_INTERCEPT)) {
-        (None, None) => None,
-        (slope, intercept) => Some((slope.unwrap_or(1.0), intercept.unwrap_or(0.0))),
+    let facts = FrameFacts::new(obj);
+    let mut warnings = Vec::new();
+    let modality = if photometric.starts_with("MONOCHROME") {
+        modality_transforms(path, obj, &facts, frames, stored_range(bits_stored, signed), signed, &mut warnings)?
+    } else {
+        ModalityTransforms::identity()
     };
-    let windows: Vec<WindowPreset> = attrs::floats(obj, tags::WINDOW_CENTER)
-        .into_iter()
-        .zip(attrs::floats(obj, tags::WINDOW_WIDTH))
-        .enumerate()
-        .filter(|(_, (_, width))| *width > 0.0)
-        .map(|(i, (center, width))| WindowPreset { window: Window::new(center, width), name_index: Some(i) })
-        .collect();
-    let pixel_spacing = [tags::PIXEL_SPACING, tags::IMAGER_PIXEL_SPACING]
-        .into_iter()
-        .map(|tag| attrs::floats(obj, tag))
-        .find(|v| v.len() == 2 && v.iter().all(|s| *s > 0.0))
-        .map(|v| (v[0], v[1]));
+    let (windows, window_names) = window_presets(&facts, &mut warnings);
+    let pixel_spacing = pixel_spacing(obj, &facts, &mut warnings);
+    let (orientation, positions) = plane_geometry(&facts, frames, &mut warnings);
 
     let palette = photometric == "PALETTE COLOR";
     let format = SampleFormat {
@@ -170,7 +166,7 @@ fn describe(path: &Path, obj: &DefaultDicomObject) -> Result<(ImageMeta, PixelLa
         signed,
         planar,
         photometric: photometric.clone(),
-        rescale,
+        modality: modality.transforms,
     };
     let layout = PixelLayout::read(path, obj, format, &ts_uid)?;
     let meta = ImageMeta {
@@ -189,10 +185,141 @@ fn describe(path: &Path, obj: &DefaultDicomObject) -> Result<(ImageMeta, PixelLa
         transfer_syntax: Some(TransferSyntaxInfo { uid: ts_uid, name: ts_name }),
         pixel_spacing,
         windows,
-        window_names: attrs::strings(obj, tags::WINDOW_CENTER_WIDTH_EXPLANATION),
-        rescale,
+        window_names,
+        rescale: modality.rescale,
+        rescale_varies: modality.rescale_varies,
+        modality_lut: modality.lut_description,
+        orientation,
+        positions,
+        warnings,
     };
     Ok((meta, layout))
+}
+
+/// The lowest and highest value the stored bits can hold.
+fn stored_range(bits_stored: u16, signed: bool) -> (f64, f64) {
+    let levels = 2f64.powi(i32::from(bits_stored));
+    if signed { (-levels / 2.0, levels / 2.0 - 1.0) } else { (0.0, levels - 1.0) }
+}
+
+/// The stored → modality value transforms of a monochrome file, and how to describe them.
+struct ModalityTransforms {
+    transforms: FrameTransforms,
+    rescale: Option<(f64, f64)>,
+    rescale_varies: bool,
+    lut_description: Option<String>,
+}
+
+impl ModalityTransforms {
+    fn identity() -> Self {
+        Self { transforms: FrameTransforms::all(ModalityTransform::Identity), rescale: None, rescale_varies: false, lut_description: None }
+    }
+}
+
+/// A Modality LUT Sequence wins over a rescale (pydicom's order); a rescale comes from each
+/// frame's functional group in an enhanced file. An unusable rescale is ignored with a warning.
+fn modality_transforms(
+    path: &Path,
+    obj: &DefaultDicomObject,
+    facts: &FrameFacts,
+    frames: u32,
+    stored: (f64, f64),
+    signed: bool,
+    warnings: &mut Vec<String>,
+) -> Result<ModalityTransforms, ImageError> {
+    if let Some(lut) = ModalityTransform::modality_lut(obj, signed) {
+        let lut = lut.map_err(|reason| ImageError::DicomParse { path: path.to_path_buf(), reason })?;
+        let description = format!("{} entries from stored value {}, {} bits", lut.values.len(), lut.first_mapped, lut.bits);
+        return Ok(ModalityTransforms {
+            transforms: FrameTransforms::all(ModalityTransform::Lut(lut)),
+            rescale: None,
+            rescale_varies: false,
+            lut_description: Some(description),
+        });
+    }
+    let mut checked = |frame: usize| -> (ModalityTransform, Option<(f64, f64)>) {
+        let Some((slope, intercept)) = facts.rescale(frame) else {
+            return (ModalityTransform::Identity, None);
+        };
+        let (slope, intercept) = (slope.unwrap_or(1.0), intercept.unwrap_or(0.0));
+        match check_rescale(slope, intercept, stored) {
+            Ok(()) => (ModalityTransform::Rescale { slope, intercept }, Some((slope, intercept))),
+            Err(reason) => {
+                let warning = format!("{reason}: values are shown as stored, without rescale");
+                if !warnings.contains(&warning) {
+                    warnings.push(warning);
+                }
+                (ModalityTransform::Identity, None)
+            }
+        }
+    };
+    // Frames without their own group use the shared one (a frame index past the per-frame list).
+    let (otherwise, shared_rescale) = checked(usize::MAX);
+    let own_groups = facts.per_frame_groups().min(frames as usize);
+    let per_frame: Vec<_> = (0..own_groups).map(&mut checked).collect();
+    let first = per_frame.first().map(|(_, r)| *r).unwrap_or(shared_rescale);
+    let rescale_varies = per_frame.iter().any(|(_, r)| *r != first) || (own_groups < frames as usize && shared_rescale != first);
+    Ok(ModalityTransforms {
+        transforms: FrameTransforms::new(per_frame.into_iter().map(|(t, _)| t).collect(), otherwise),
+        rescale: first,
+        rescale_varies,
+        lut_description: None,
+    })
+}
+
+/// The file's window presets; unusable ones (not finite, width ≤ 0, beyond ±1e9) dropped with a warning.
+fn window_presets(facts: &FrameFacts, warnings: &mut Vec<String>) -> (Vec<WindowPreset>, Vec<String>) {
+    let (centers, widths, names) = facts.windows(0);
+    let mut presets = Vec::new();
+    for (i, (center, width)) in centers.into_iter().zip(widths).enumerate() {
+        let usable = center.is_finite() && width.is_finite() && width > 0.0 && center.abs() <= 1e9 && width <= 2e9;
+        if usable {
+            presets.push(WindowPreset { window: Window::new(center, width), name_index: Some(i) });
+        } else {
+            warnings.push(format!("window preset {} (centre {center}, width {width}) is not usable and was ignored", i + 1));
+        }
+    }
+    (presets, names)
+}
+
+/// Pixel Spacing (from the functional groups in an enhanced file), else Imager Pixel Spacing.
+fn pixel_spacing(obj: &DefaultDicomObject, facts: &FrameFacts, warnings: &mut Vec<String>) -> Option<(f64, f64)> {
+    for (name, values) in [("Pixel Spacing", facts.pixel_spacing(0)), ("Imager Pixel Spacing", attrs::floats(obj, tags::IMAGER_PIXEL_SPACING))] {
+        match values[..] {
+            [] => continue,
+            [row, col] if [row, col].iter().all(|s| s.is_finite() && *s > 0.0 && *s < 1e4) => return Some((row, col)),
+            _ => warnings.push(format!("{name} {values:?} is not a usable spacing (two positive millimetre values) and was ignored")),
+        }
+    }
+    None
+}
+
+/// Row/column direction cosines and each frame's position, when the file gives them usably.
+fn plane_geometry(facts: &FrameFacts, frames: u32, warnings: &mut Vec<String>) -> (Option<[f64; 6]>, Vec<[f64; 3]>) {
+    let orientation = facts.orientation(0).filter(|o| {
+        let unit = |v: &[f64]| ((v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt() - 1.0).abs() < 1e-2;
+        let usable = o.iter().all(|c| c.is_finite()) && unit(&o[..3]) && unit(&o[3..]);
+        if !usable {
+            warnings.push(format!("Image Orientation (Patient) {o:?} is not two unit vectors and was ignored"));
+        }
+        usable
+    });
+    let finite = |p: &[f64; 3]| p.iter().all(|c| c.is_finite() && c.abs() < 1e7);
+    let positions: Vec<[f64; 3]> = if facts.is_enhanced() {
+        let known = facts.per_frame_groups().min(frames as usize);
+        let positions: Vec<_> = (0..known).filter_map(|i| facts.position(i).filter(finite)).collect();
+        if positions.len() == frames as usize {
+            positions
+        } else {
+            if !positions.is_empty() {
+                warnings.push(format!("{} of {frames} frames have a usable position; positions ignored", positions.len()));
+            }
+            Vec::new()
+        }
+    } else {
+        facts.position(0).filter(finite).into_iter().collect()
+    };
+    (orientation, positions)
 }
 
 #[allow(clippy::too_many_arguments)]
