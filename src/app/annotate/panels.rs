@@ -142,7 +142,6 @@ impl AnnotateTab {
                 self.set_export_dir(shared, None);
             }
         });
-        help_menu(ui);
         ui.menu_button("View", |ui| {
             if ui.button("Fit  (0)").clicked() {
                 self.canvas.view.fit();
@@ -167,6 +166,7 @@ impl AnnotateTab {
                 }
             }
         });
+        help_menu(ui);
         if self.loader.is_busy() {
             ui.spinner();
             ui.label("Reading…");
