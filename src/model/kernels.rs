@@ -79,31 +79,26 @@ fn is_exact(t: &FlexTensor) -> bool {
 }
 
 fn gelu_f32(t: FlexTensor) -> FlexTensor {
-    let mut t = if is_exact(&t) { t } else { contiguous_flex(t) };
-    let n = t.layout().num_elements();
-    if t.is_unique() {
-        t.storage_mut::<f32>()[..n].par_chunks_mut(CHUNK).for_each(gelu_slice);
-        return t;
-    }
-    // Shared buffer (the input is still used elsewhere): write the result into a new one.
-    let src = &t.storage::<f32>()[..n];
-    let mut out = src.to_vec();
-    out.par_chunks_mut(CHUNK).for_each(gelu_slice);
-    FlexTensor::new(Bytes::from_elems(out), Layout::contiguous(t.layout().shape().clone()), DType::F32)
+    map_chunks_f32(t, CHUNK, gelu_slice)
 }
 
 fn softmax_f32(t: FlexTensor) -> FlexTensor {
+    let row = t.layout().shape().as_slice().last().copied().unwrap_or(1).max(1);
+    let rows_per_task = row * (CHUNK / row).max(1);
+    map_chunks_f32(t, rows_per_task, move |xs| xs.chunks_exact_mut(row).for_each(softmax_row))
+}
+
+/// Applies `f` to the row-major values in parallel chunks of `chunk` elements: in place when
+/// the buffer is the tensor's own, else (the input is still used elsewhere) into a new one.
+fn map_chunks_f32(t: FlexTensor, chunk: usize, f: impl Fn(&mut [f32]) + Sync + Send) -> FlexTensor {
     let mut t = if is_exact(&t) { t } else { contiguous_flex(t) };
     let n = t.layout().num_elements();
-    let row = t.layout().shape().as_slice().last().copied().unwrap_or(1).max(1);
-    let task = row * (CHUNK / row).max(1);
-    let run = |xs: &mut [f32]| xs.chunks_exact_mut(row).for_each(softmax_row);
     if t.is_unique() {
-        t.storage_mut::<f32>()[..n].par_chunks_mut(task).for_each(run);
+        t.storage_mut::<f32>()[..n].par_chunks_mut(chunk).for_each(&f);
         return t;
     }
     let mut out = t.storage::<f32>()[..n].to_vec();
-    out.par_chunks_mut(task).for_each(run);
+    out.par_chunks_mut(chunk).for_each(&f);
     FlexTensor::new(Bytes::from_elems(out), Layout::contiguous(t.layout().shape().clone()), DType::F32)
 }
 
