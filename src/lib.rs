@@ -10,6 +10,9 @@ pub mod imaging;
 pub mod model;
 pub mod train;
 
+/// "0.3.0 (commit 1a2b3c4d5e)": the version and the git commit this binary is built from.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("DELIGHTSAM_GIT_COMMIT"), ")");
+
 /// An error and every cause under it, joined with ": " (a cause already quoted by the message
 /// above it is not repeated): the one-line text the CLI prints and the app's threads send.
 pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {

@@ -49,12 +49,7 @@ const SLOW_INPUT: Duration = Duration::from_secs(1);
 /// Inputs saved per distinct failure cause; the rest are only counted.
 const SAVED_PER_CAUSE: usize = 5;
 
-// Ignored until the reader failures it found are fixed (tests/data/fuzz/README.md: declared value
-// lengths allocated before reading, an RLE segment count sizing a vector, palette data with 3
-// samples, truncated JPEG-LS slow in CharLS); the corpus replay aborts on the first of them.
-// Issue 17 stays open for this; un-ignore when they are fixed.
 #[test]
-#[ignore = "the regression corpus still holds unfixed reader failures (issue 17)"]
 fn fuzz_short() {
     fuzz("fuzz_short", 60.0, false);
 }

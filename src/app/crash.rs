@@ -106,7 +106,7 @@ pub fn report_text(message: &str, location: &str, backend: &str, actions: &[&str
         .collect();
     format!(
         "De-LightSAM Annotator {} crashed.\n\npanic: {}\nat: {location}\nbackend: {backend}\nos: {} {}\nlast actions (oldest first): {}\n\nbacktrace:\n{backtrace}\n",
-        env!("CARGO_PKG_VERSION"),
+        crate::VERSION,
         message.join(" "),
         std::env::consts::OS,
         std::env::consts::ARCH,

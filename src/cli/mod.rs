@@ -15,10 +15,18 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+/// `delightsam --version`: version, commit, and the model the window uses by default.
+const VERSION_LINE: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("DELIGHTSAM_GIT_COMMIT"),
+    ")\nmodel: delightsam-default (De-LightSAM: LiteMedSAM TinyViT encoder, SP-Generator, QM-Decoder; research use only)"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "delightsam",
-    version,
+    version = VERSION_LINE,
     about = "De-LightSAM Annotator: segment medical images offline",
     long_about = "Without a command, opens the annotation window (with FILE, if given).",
     args_conflicts_with_subcommands = true

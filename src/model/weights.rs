@@ -470,8 +470,6 @@ fn summarised(mut problems: Vec<String>) -> Vec<String> {
     problems
 }
 
-/// The shipped record: next to the executable's crate in development, else under `models/`
-/// relative to the working directory.
 /// The record a De-LightSAM model starts from by default: the shipped trained model if there is
 /// one, else the LiteMedSAM record.
 pub fn default_starting_record() -> PathBuf {
@@ -483,7 +481,20 @@ pub fn default_record_path() -> PathBuf {
     shipped_path(LITEMEDSAM_RECORD)
 }
 
+/// A shipped file (`models/…`), looked for where each way of installing puts it: beside the
+/// executable (the release archive), in `../share/delightsam/` from it (the Debian package:
+/// /usr/bin → /usr/share/delightsam), in the source tree (cargo run), else relative to the
+/// working directory (so that the error names the path that was expected).
 fn shipped_path(relative: &str) -> PathBuf {
-    let in_crate = Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);
-    if in_crate.is_file() { in_crate } else { PathBuf::from(relative) }
+    let exe_dir = std::env::current_exe().ok().and_then(|exe| exe.parent().map(Path::to_path_buf));
+    let candidates = exe_dir
+        .iter()
+        .flat_map(|dir| [dir.join(relative), dir.join("../share/delightsam").join(relative)])
+        .chain([Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)]);
+    for candidate in candidates {
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    PathBuf::from(relative)
 }

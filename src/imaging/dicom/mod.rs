@@ -4,6 +4,7 @@ mod attrs;
 mod functional_groups;
 mod guard;
 mod jpeg_turbo;
+mod lengths;
 mod lut;
 mod pixels;
 mod read;

@@ -19,6 +19,7 @@ use crate::imaging::{Frame, ImageError, ImageMeta};
 const JPEG_BASELINE: &str = "1.2.840.10008.1.2.4.50";
 const JPEG_EXTENDED: &str = "1.2.840.10008.1.2.4.51";
 const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
+const JPEG_LS_PREFIX: &str = "1.2.840.10008.1.2.4.8";
 
 #[derive(Debug, Clone, Copy)]
 enum TurboCase {
@@ -89,6 +90,12 @@ impl PixelLayout {
     pub(super) fn read(path: &Path, obj: &DefaultDicomObject, format: SampleFormat, ts_uid: &str) -> Result<Self, ImageError> {
         let unsupported = |what: &str| ImageError::Unsupported { path: path.to_path_buf(), what: what.to_string() };
         let photometric = format.photometric.as_str();
+        if photometric == "PALETTE COLOR" && format.samples != 1 {
+            return Err(unsupported(&format!(
+                "PALETTE COLOR with {} samples per pixel (palette indices have 1 sample)",
+                format.samples
+            )));
+        }
         let palette = if photometric == "PALETTE COLOR" { Some(Palette::read(path, obj, format.signed)?) } else { None };
         let native_or_rle = !ts_uid.starts_with("1.2.840.10008.1.2.4.");
         let chroma_subsampled = photometric == "YBR_FULL_422" && native_or_rle;
@@ -147,6 +154,7 @@ impl DicomPixels {
             let full = self.subsampled_frame(path, index)?;
             return self.to_frame(path, index, &full, false);
         }
+        self.check_encapsulated_frame(path, index, meta.frames)?;
         let decoded = catch_codec_panic(|| self.obj.decode_pixel_data_frame(index))
             .map_err(&decode_err)?
             .map_err(|e| decode_err(super::read_error_chain(&e)))?;
@@ -166,6 +174,51 @@ impl DicomPixels {
             actual: data.len() as u64,
         })?;
         Ok(expand_422(frame))
+    }
+
+    /// Refuses what would send a codec astray before it sees the frame: an RLE header whose
+    /// segment count does not match the samples (the adapter sizes a vector by it), a JPEG-LS
+    /// stream without its end marker (CharLS spends seconds on a truncated one).
+    fn check_encapsulated_frame(&self, path: &Path, index: u32, frames: u32) -> Result<(), ImageError> {
+        let ts = self.obj.meta().transfer_syntax().trim_end_matches('\0');
+        if ts != RLE_LOSSLESS && !ts.starts_with(JPEG_LS_PREFIX) {
+            return Ok(());
+        }
+        let Ok(element) = self.obj.element(tags::PIXEL_DATA) else { return Ok(()) };
+        let Value::PixelSequence(sequence) = element.value() else { return Ok(()) };
+        let fragments = sequence.fragments();
+        let i = index as usize;
+        let frame_fragments = match fragments.get(i..=i) {
+            Some(one) if fragments.len() == frames as usize => one,
+            _ => &fragments[..],
+        };
+        let damaged = |reason: String| ImageError::Decode { path: path.to_path_buf(), reason };
+        if ts == RLE_LOSSLESS {
+            let l = &self.layout.format;
+            let expected = u32::from(l.samples) * u32::from(l.bits_allocated.div_ceil(8));
+            let Some(header) = frame_fragments.first().and_then(|f| f.get(..64)) else {
+                return Err(damaged(format!("RLE frame {} is shorter than its 64-byte header", index + 1)));
+            };
+            let segments = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+            if segments != expected {
+                return Err(damaged(format!(
+                    "RLE frame {} has {segments} segments; {} samples of {} bits need {expected}",
+                    index + 1,
+                    l.samples,
+                    l.bits_allocated
+                )));
+            }
+        } else {
+            let last = frame_fragments.iter().rev().find(|f| !f.is_empty());
+            let ends_with_eoi = last.is_some_and(|f| {
+                let end = f.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+                f[..end].ends_with(&[0xFF, 0xD9])
+            });
+            if !ends_with_eoi {
+                return Err(damaged(format!("JPEG-LS frame {} is truncated (no end-of-image marker)", index + 1)));
+            }
+        }
+        Ok(())
     }
 
     /// The encapsulated bytes of one frame: one fragment per frame, or all fragments of a

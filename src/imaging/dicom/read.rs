@@ -12,6 +12,7 @@ use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry
 use super::attrs;
 use super::functional_groups::FrameFacts;
 use super::guard::catch_codec_panic;
+use super::lengths;
 use super::lut::{ModalityTransform, check_rescale};
 use super::pixels::{DicomPixels, FrameTransforms, PixelLayout, SampleFormat};
 use crate::imaging::{ImageError, ImageMeta, SourceFormat, TransferSyntaxInfo, Window, WindowPreset, raster};
@@ -44,11 +45,12 @@ fn read_object(path: &Path) -> Result<DefaultDicomObject, ImageError> {
     let bytes = std::fs::read(path).map_err(|source| ImageError::Io { path: path.to_path_buf(), source })?;
     let parse_err = |reason: String| ImageError::DicomParse { path: path.to_path_buf(), reason };
     let options = || OpenFileOptions::new().read_preamble(ReadPreamble::Never);
-    if bytes.get(128..132) == Some(b"DICM") {
-        return options().from_reader(&bytes[128..]).map_err(|e| parse_err(error_chain(&e)));
-    }
-    if bytes.get(0..4) == Some(b"DICM") {
-        return options().from_reader(&bytes[..]).map_err(|e| parse_err(error_chain(&e)));
+    let damaged = |reason: String| parse_err(format!("damaged file: {reason}"));
+    for start in [128, 0] {
+        if bytes.get(start..start + 4) == Some(b"DICM") {
+            lengths::check_file(&bytes[start..]).map_err(damaged)?;
+            return options().from_reader(&bytes[start..]).map_err(|e| parse_err(error_chain(&e)));
+        }
     }
     if !looks_like_bare_dataset(&bytes) {
         return Err(parse_err(
@@ -58,6 +60,7 @@ fn read_object(path: &Path) -> Result<DefaultDicomObject, ImageError> {
     // A bare data set without file meta: explicit VR if the first element carries a VR, else implicit.
     let explicit = bytes.get(4..6).is_some_and(|vr| VR::from_binary([vr[0], vr[1]]).is_some());
     let uid = if explicit { EXPLICIT_VR_LE } else { IMPLICIT_VR_LE };
+    lengths::check_bare(&bytes, explicit).map_err(damaged)?;
     let ts = TransferSyntaxRegistry
         .get(uid)
         .ok_or_else(|| parse_err(format!("transfer syntax {uid} is missing from this build")))?;
