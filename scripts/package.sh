@@ -16,11 +16,12 @@ if ! cargo deb --version >/dev/null 2>&1; then
 fi
 
 # build.rs stamps the commit into the binary (`delightsam --version`); a tree with changes that
-# are not committed is named so here.
+# are not committed is named so.
 commit=$(git rev-parse --short=10 HEAD 2>/dev/null || echo unknown)
 if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then
-    echo "package: the checkout has uncommitted changes; the packages carry commit $commit" >&2
+    commit="$commit+changes"
 fi
+export DELIGHTSAM_GIT_COMMIT="$commit"
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 arch=$(uname -m)
 

@@ -10,8 +10,29 @@ pub mod imaging;
 pub mod model;
 pub mod train;
 
-/// "0.3.0 (commit 1a2b3c4d5e)": the version and the git commit this binary is built from.
-pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("DELIGHTSAM_GIT_COMMIT"), ")");
+/// "0.3.0 (commit 1a2b3c4d5e)": the version and the git commit. A packaged binary carries the
+/// commit it was built from (build.rs); a development build asks git in its source tree, once.
+pub fn version() -> &'static str {
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VERSION.get_or_init(|| {
+        let commit = match env!("DELIGHTSAM_GIT_COMMIT") {
+            "" => source_tree_commit().map_or("commit unknown".to_string(), |c| format!("source tree at commit {c}")),
+            stamped => format!("commit {stamped}"),
+        };
+        format!("{} ({commit})", env!("CARGO_PKG_VERSION"))
+    })
+}
+
+/// HEAD of the source tree this development build came from, "+changes" when files differ.
+fn source_tree_commit() -> Option<String> {
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git").arg("-C").arg(env!("CARGO_MANIFEST_DIR")).args(args).output().ok()?;
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let head = git(&["rev-parse", "--short=10", "HEAD"]).filter(|head| !head.is_empty())?;
+    let changed = git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|status| !status.is_empty());
+    Some(if changed { format!("{head}+changes") } else { head })
+}
 
 /// An error and every cause under it, joined with ": " (a cause already quoted by the message
 /// above it is not repeated): the one-line text the CLI prints and the app's threads send.

@@ -34,6 +34,8 @@ pub fn install(dir: PathBuf) {
     if REPORTER.set(reporter).is_err() {
         return;
     }
+    // Worked out now: the hook must not start a process (git, for a development build).
+    crate::version();
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         if let Some(reporter) = REPORTER.get().filter(|r| r.window_thread == std::thread::current().id()) {
@@ -106,7 +108,7 @@ pub fn report_text(message: &str, location: &str, backend: &str, actions: &[&str
         .collect();
     format!(
         "De-LightSAM Annotator {} crashed.\n\npanic: {}\nat: {location}\nbackend: {backend}\nos: {} {}\nlast actions (oldest first): {}\n\nbacktrace:\n{backtrace}\n",
-        crate::VERSION,
+        crate::version(),
         message.join(" "),
         std::env::consts::OS,
         std::env::consts::ARCH,

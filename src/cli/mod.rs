@@ -16,17 +16,20 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 /// `delightsam --version`: version, commit, and the model the window uses by default.
-const VERSION_LINE: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    " (commit ",
-    env!("DELIGHTSAM_GIT_COMMIT"),
-    ")\nmodel: delightsam-default (De-LightSAM: LiteMedSAM TinyViT encoder, SP-Generator, QM-Decoder; research use only)"
-);
+fn version_line() -> &'static str {
+    static LINE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    LINE.get_or_init(|| {
+        format!(
+            "{}\nmodel: delightsam-default (De-LightSAM: LiteMedSAM TinyViT encoder, SP-Generator, QM-Decoder; research use only)",
+            crate::version()
+        )
+    })
+}
 
 #[derive(Debug, Parser)]
 #[command(
     name = "delightsam",
-    version = VERSION_LINE,
+    version = version_line(),
     about = "De-LightSAM Annotator: segment medical images offline",
     long_about = "Without a command, opens the annotation window (with FILE, if given).",
     args_conflicts_with_subcommands = true
