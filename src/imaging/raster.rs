@@ -34,7 +34,11 @@ pub(super) fn open(path: &Path, head: &[u8]) -> Result<(ImageMeta, Frame), Image
 
     let decoder = reader.into_decoder().map_err(decode_err)?;
     let (width, height) = decoder.dimensions();
-    check_size(path, width, height, decoder.color_type().bytes_per_pixel() as u64)?;
+    let bytes_per_pixel = decoder.color_type().bytes_per_pixel() as u64;
+    check_size(path, width, height, bytes_per_pixel)?;
+    if format == SourceFormat::Png {
+        check_png_can_hold(path, width, height, png_bits_per_pixel(head))?;
+    }
     let image = DynamicImage::from_decoder(decoder).map_err(decode_err)?;
     let frame = to_frame(image);
     let color = frame.channels == 3;
@@ -83,6 +87,40 @@ pub(super) fn check_size(path: &Path, width: u32, height: u32, bytes_per_pixel: 
     let decoded = u64::from(width) * u64::from(height) * bytes_per_pixel.max(4);
     if decoded > MAX_DECODED_BYTES {
         return Err(too_large(format!("at most {} GiB decoded", MAX_DECODED_BYTES >> 30)));
+    }
+    Ok(())
+}
+
+/// DEFLATE, PNG's only compression, never expands more than 1032:1; a header claiming more
+/// pixels than the file could hold is damaged, and is refused before the decoder allocates them.
+/// The bits per pixel stored in the file, from its IHDR (the decoder reports them expanded):
+/// bit depth × samples of the colour type; 1 where the header cannot be read here.
+fn png_bits_per_pixel(head: &[u8]) -> u16 {
+    if head.get(12..16) != Some(b"IHDR") {
+        return 1;
+    }
+    let (Some(&depth), Some(&colour)) = (head.get(24), head.get(25)) else { return 1 };
+    let samples = match colour {
+        2 => 3,
+        4 => 2,
+        6 => 4,
+        _ => 1,
+    };
+    (u16::from(depth) * samples).max(1)
+}
+
+/// 1-bit PNGs are packed 8 pixels a byte, hence bits per pixel.
+fn check_png_can_hold(path: &Path, width: u32, height: u32, bits_per_pixel: u16) -> Result<(), ImageError> {
+    const DEFLATE_MAX_RATIO: u64 = 1032;
+    let file_bytes = std::fs::metadata(path).map_err(|source| ImageError::Io { path: path.to_path_buf(), source })?.len();
+    let pixel_bytes = (u64::from(width) * u64::from(bits_per_pixel)).div_ceil(8) * u64::from(height);
+    if file_bytes.saturating_mul(DEFLATE_MAX_RATIO) < pixel_bytes {
+        return Err(ImageError::Decode {
+            path: path.to_path_buf(),
+            reason: format!(
+                "the header claims {width}×{height} pixels ({pixel_bytes} bytes), more than a {file_bytes}-byte PNG can hold; the file is damaged"
+            ),
+        });
     }
     Ok(())
 }

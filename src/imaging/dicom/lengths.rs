@@ -51,13 +51,16 @@ pub(super) fn check_file(bytes: &[u8]) -> Result<(), String> {
     walk.data_set(None, encoding).map(drop)
 }
 
-/// A deflated data set: the parser reads the inflated stream, so the walk does too. Where the
-/// stream breaks off, the parser sees what inflated before the break, and so does the walk.
+/// A deflated data set: the parser reads the inflated stream, so the walk does too. A stream that
+/// breaks off is refused: how much of it the parser would still see depends on its read sizes.
 fn check_deflated(compressed: &[u8]) -> Result<(), String> {
     use std::io::Read;
     let mut inflated = Vec::new();
     let limit = MAX_INFLATED as u64 + 1;
-    let _ = flate2::read::DeflateDecoder::new(compressed).take(limit).read_to_end(&mut inflated);
+    flate2::read::DeflateDecoder::new(compressed)
+        .take(limit)
+        .read_to_end(&mut inflated)
+        .map_err(|e| format!("the deflated data set cannot be inflated: {e}"))?;
     if inflated.len() > MAX_INFLATED {
         return Err(format!("the deflated data set inflates to more than {} MiB", MAX_INFLATED >> 20));
     }
@@ -419,6 +422,14 @@ mod tests {
         fine.extend(2u32.to_le_bytes());
         fine.extend(b"CT");
         assert_eq!(check_file(&file_with_meta(ts.len() as u32, &ts, &fine)), Ok(()));
+    }
+
+    #[test]
+    fn a_broken_deflate_stream_is_refused() {
+        let ts = explicit_element((0x0002, 0x0010), b"UI", b"1.2.840.10008.1.2.1.99", None);
+        let broken = [0xFF; 32];
+        let err = check_file(&file_with_meta(ts.len() as u32, &ts, &broken)).unwrap_err();
+        assert!(err.contains("cannot be inflated"), "{err}");
     }
 
     #[test]
