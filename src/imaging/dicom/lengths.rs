@@ -332,6 +332,14 @@ mod tests {
         out
     }
 
+    /// An item header of undefined length followed by `content` (no delimiter).
+    fn undefined_length_item(content: &[u8]) -> Vec<u8> {
+        let mut item = vec![0xFE, 0xFF, 0x00, 0xE0];
+        item.extend(UNDEFINED.to_le_bytes());
+        item.extend(content);
+        item
+    }
+
     #[test]
     fn lengths_that_fit_pass() {
         let mut data = explicit_element((0x0008, 0x0060), b"CS", b"CT", None);
@@ -351,10 +359,7 @@ mod tests {
     #[test]
     fn lengths_inside_sequence_items_are_checked() {
         let inner = explicit_element((0x0008, 0x0100), b"SH", b"AB", Some(60_000));
-        let mut item = Vec::new();
-        item.extend([0xFE, 0xFF, 0x00, 0xE0]);
-        item.extend(UNDEFINED.to_le_bytes());
-        item.extend(&inner);
+        let mut item = undefined_length_item(&inner);
         item.extend([0xFE, 0xFF, 0x0D, 0xE0, 0, 0, 0, 0]);
         item.extend([0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
         let data = explicit_element((0x0008, 0x1032), b"SQ", &item, Some(UNDEFINED));
@@ -393,10 +398,7 @@ mod tests {
     #[test]
     fn an_undefined_length_on_any_vr_is_walked_as_a_sequence() {
         let inner = explicit_element((0x0008, 0x0100), b"SH", b"AB", Some(60_000));
-        let mut item = Vec::new();
-        item.extend([0xFE, 0xFF, 0x00, 0xE0]);
-        item.extend(UNDEFINED.to_le_bytes());
-        item.extend(&inner);
+        let item = undefined_length_item(&inner);
         let data = explicit_element((0x0009, 0x0010), b"OB", &item, Some(UNDEFINED));
         assert!(check_bare(&data, true).is_err());
     }
