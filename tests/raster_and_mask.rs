@@ -61,6 +61,24 @@ fn huge_headers_are_refused_before_allocating() {
 }
 
 #[test]
+fn a_bmp_claiming_more_rows_than_it_holds_is_refused_and_a_whole_one_opens() {
+    // 32768×32768 32-bit claimed by a 5 KB file (found by the fuzzer: 4 GiB allocated).
+    let err = ImageSource::open(fixture("fuzz/bmp-32768-square-claimed-by-5kb-file.bmp")).err().expect("must refuse");
+    assert!(err.to_string().contains("more than a 5242-byte BMP holds"), "{err}");
+
+    // The same rule lets a complete file through, and one row short is refused.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("whole.bmp");
+    image::RgbImage::from_raw(7, 5, (0..7 * 5 * 3).map(|i| i as u8).collect()).unwrap().save(&path).unwrap();
+    assert!(ImageSource::open(&path).is_ok());
+    let bytes = std::fs::read(&path).unwrap();
+    let short = dir.path().join("short.bmp");
+    std::fs::write(&short, &bytes[..bytes.len() - 2 * 24]).unwrap();
+    let err = ImageSource::open(&short).err().expect("must refuse");
+    assert!(err.to_string().contains("short.bmp") && err.to_string().contains("BMP holds"), "{err}");
+}
+
+#[test]
 fn mask_export_round_trip_is_exact() {
     let dir = tempfile::tempdir().unwrap();
     let source = fixture("raster/colin27_z090.png");

@@ -146,8 +146,10 @@ fn measure<B: Backend>(name: &str, record: &Path, runs: usize) -> anyhow::Result
     let encode_first = time(&mut encode);
     let encodes: Vec<Duration> = (0..runs.max(1)).map(|_| time(&mut encode)).collect();
     let embedding = embedding.expect("encoded");
+    // Computed once, as the engine does: it depends only on the weights.
+    let image_pe = model.image_pe(&device);
     let mut decode = || {
-        let decoded = model.decode(embedding.clone(), &prompts);
+        let decoded = model.decode_with_pe(embedding.clone(), image_pe.clone(), &prompts);
         // Reading the logits back is part of a decode, as the app needs them on the CPU.
         let _ = decoded.logits.into_data();
     };

@@ -47,6 +47,8 @@ pub struct AutoSegmenter<B: Backend> {
     config: DeLightSamConfig,
     provenance: Provenance,
     device: B::Device,
+    /// The decoder's positional encoding, computed once (it depends only on the weights).
+    image_pe: Tensor<B, 3>,
     cache: EmbeddingCache<(String, usize), CachedEmbedding<B>>,
 }
 
@@ -59,7 +61,8 @@ impl<B: Backend> AutoSegmenter<B> {
     }
 
     pub fn new(model: DeLightSam<B>, config: DeLightSamConfig, provenance: Provenance, device: B::Device) -> Self {
-        Self { model: model.for_inference(), config, provenance, device, cache: EmbeddingCache::new(DEFAULT_CAPACITY) }
+        let image_pe = model.image_pe(config.embedding_shape()[1], &device);
+        Self { model: model.for_inference(), config, provenance, device, image_pe, cache: EmbeddingCache::new(DEFAULT_CAPACITY) }
     }
 
     pub fn modalities(&self) -> &ModalityRegistry {
@@ -116,7 +119,7 @@ impl<B: Backend> AutoSegmenter<B> {
             None => SpGenerator::grid_from_logits(cache.patch_logits.clone()),
         };
         let grid_cells = readback::read_f32(grid_tensor.clone(), "patch grid")?;
-        let logits = self.model.decode(cache.embedding.clone(), grid_tensor, slot);
+        let logits = self.model.decode_with_pe(cache.embedding.clone(), grid_tensor, slot, self.image_pe.clone());
         let logits = preprocess::logits_at_image_size(logits, &cache.geometry)?;
         let mask = preprocess::mask_from_logits(&logits, &cache.geometry);
         let grid_labels = grid_cells.iter().map(|&v| u8::from(v > 0.5)).collect();
@@ -136,7 +139,7 @@ impl<B: Backend> AutoSegmenter<B> {
         let (tensor, geometry) = preprocess::prepare(frame, self.config.input_size() as u32).into_tensor::<B>(&self.device);
         let embedding = self.model.encode(tensor, slot);
         let grid = SpGenerator::grid_from_logits(self.model.sp_generator.patch_logits(embedding.clone()));
-        let logits = self.model.decode(embedding, grid, slot);
+        let logits = self.model.decode_with_pe(embedding, grid, slot, self.image_pe.clone());
         Ok(mean_entropy(&preprocess::logits_at_image_size(logits, &geometry)?))
     }
 }

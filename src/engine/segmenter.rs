@@ -42,13 +42,16 @@ struct CachedEmbedding<B: Backend> {
 pub struct Segmenter<B: Backend> {
     model: LiteMedSam<B>,
     device: B::Device,
+    /// The decoder's positional encoding, computed once (it depends only on the weights).
+    image_pe: Tensor<B, 3>,
     cache: EmbeddingCache<String, CachedEmbedding<B>>,
 }
 
 impl<B: Backend> Segmenter<B> {
     pub fn load(record: &Path, device: B::Device) -> Result<Self, WeightsError> {
         let model = weights::load::<B>(record, &device)?.for_inference();
-        Ok(Self { model, device, cache: EmbeddingCache::new(DEFAULT_CAPACITY) })
+        let image_pe = model.image_pe(&device);
+        Ok(Self { model, device, image_pe, cache: EmbeddingCache::new(DEFAULT_CAPACITY) })
     }
 
     pub fn device_name(&self) -> String {
@@ -88,7 +91,7 @@ impl<B: Backend> Segmenter<B> {
         let start = Instant::now();
         let cache = self.cache.get(&key.to_string()).expect("prepare fills the cache");
         let prompts = prompts_in_image.to_input_space(&cache.geometry);
-        let decoded = self.model.decode(cache.embedding.clone(), &prompts);
+        let decoded = self.model.decode_with_pe(cache.embedding.clone(), self.image_pe.clone(), &prompts);
         let logits = preprocess::logits_at_image_size(decoded.logits, &cache.geometry)?;
         let predicted_iou = readback::read_f32(decoded.iou, "predicted IoU")?.first().copied().unwrap_or(f32::NAN);
         let mask = preprocess::mask_from_logits(&logits, &cache.geometry);

@@ -36,8 +36,10 @@ pub(super) fn open(path: &Path, head: &[u8]) -> Result<(ImageMeta, Frame), Image
     let (width, height) = decoder.dimensions();
     let bytes_per_pixel = decoder.color_type().bytes_per_pixel() as u64;
     check_size(path, width, height, bytes_per_pixel)?;
-    if format == SourceFormat::Png {
-        check_png_can_hold(path, width, height, png_bits_per_pixel(head))?;
+    match format {
+        SourceFormat::Png => check_png_can_hold(path, width, height, png_bits_per_pixel(head))?,
+        SourceFormat::Bmp => check_bmp_can_hold(path, width, height, head)?,
+        _ => {}
     }
     let image = DynamicImage::from_decoder(decoder).map_err(decode_err)?;
     let frame = to_frame(image);
@@ -121,6 +123,71 @@ fn check_png_can_hold(path: &Path, width: u32, height: u32, bits_per_pixel: u16)
                 "the header claims {width}×{height} pixels ({pixel_bytes} bytes), more than a {file_bytes}-byte PNG can hold; the file is damaged"
             ),
         });
+    }
+    Ok(())
+}
+
+/// BMP's compression field (BITMAPINFOHEADER and later) as the decoder will use it: uncompressed
+/// pixels (or the bitfields variants) or run-length encoded.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum BmpPixels {
+    Uncompressed { bits_per_pixel: u16 },
+    RunLength,
+    Other,
+}
+
+fn bmp_pixels(head: &[u8]) -> BmpPixels {
+    let u16_at = |at: usize| head.get(at..at + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let u32_at = |at: usize| head.get(at..at + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    match u32_at(14) {
+        // BITMAPCOREHEADER (OS/2 1.x): never compressed.
+        Some(12) => u16_at(24).map_or(BmpPixels::Other, |bits_per_pixel| BmpPixels::Uncompressed { bits_per_pixel }),
+        Some(_) => match (u16_at(28), u32_at(30)) {
+            // BI_RGB, BI_BITFIELDS, BI_ALPHABITFIELDS
+            (Some(bits_per_pixel), Some(0 | 3 | 6)) => BmpPixels::Uncompressed { bits_per_pixel },
+            // BI_RLE8, BI_RLE4
+            (Some(_), Some(1 | 2)) => BmpPixels::RunLength,
+            _ => BmpPixels::Other,
+        },
+        None => BmpPixels::Other,
+    }
+}
+
+/// Largest decoded size accepted from a run-length encoded BMP: its "end of bitmap" and "delta"
+/// codes let a few bytes claim any number of pixels, so the file's size bounds nothing.
+const MAX_RLE_BMP_DECODED_BYTES: u64 = 256 << 20;
+
+/// An uncompressed BMP stores every row (padded to 4 bytes): a header claiming more rows than
+/// the file holds is damaged, and is refused before the decoder allocates the image.
+fn check_bmp_can_hold(path: &Path, width: u32, height: u32, head: &[u8]) -> Result<(), ImageError> {
+    let damaged = |reason: String| ImageError::Decode { path: path.to_path_buf(), reason };
+    match bmp_pixels(head) {
+        BmpPixels::Uncompressed { bits_per_pixel } => {
+            let file_bytes =
+                std::fs::metadata(path).map_err(|source| ImageError::Io { path: path.to_path_buf(), source })?.len();
+            // The pixels start at the offset in the file header (bytes 10..14).
+            let data_offset = head.get(10..14).map_or(0, |b| u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])));
+            // Every row padded to 4 bytes, except that some writers leave the last one unpadded.
+            let row_bits = u64::from(width) * u64::from(bits_per_pixel);
+            let pixel_bytes = row_bits.div_ceil(32) * 4 * (u64::from(height) - 1) + row_bits.div_ceil(8);
+            if file_bytes.saturating_sub(data_offset) < pixel_bytes {
+                return Err(damaged(format!(
+                    "the header claims {width}×{height} pixels ({pixel_bytes} bytes uncompressed from byte {data_offset}), more than a {file_bytes}-byte BMP holds; the file is damaged"
+                )));
+            }
+        }
+        BmpPixels::RunLength => {
+            let decoded = u64::from(width) * u64::from(height) * 4;
+            if decoded > MAX_RLE_BMP_DECODED_BYTES {
+                return Err(ImageError::TooLarge {
+                    path: path.to_path_buf(),
+                    width: width.into(),
+                    height: height.into(),
+                    limit: format!("at most {} MiB decoded for a run-length encoded BMP", MAX_RLE_BMP_DECODED_BYTES >> 20),
+                });
+            }
+        }
+        BmpPixels::Other => {}
     }
     Ok(())
 }

@@ -131,9 +131,20 @@ impl<B: Backend> DeLightSam<B> {
 
     /// The QM-Decoder on an embedding prompted with `grid`.
     pub fn decode(&self, embedding: Tensor<B, 4>, grid: Tensor<B, 4>, slot: usize) -> Tensor<B, 4> {
-        let size = embedding.dims()[2];
+        let image_pe = self.image_pe(embedding.dims()[2], &embedding.device());
+        self.decode_with_pe(embedding, grid, slot, image_pe)
+    }
+
+    /// The positional encoding of a `size`² embedding grid, token-major (1, size², 256): the
+    /// same for every decode, so a caller that decodes often keeps it for
+    /// [`decode_with_pe`](Self::decode_with_pe).
+    pub fn image_pe(&self, size: usize, device: &B::Device) -> Tensor<B, 3> {
+        self.pe_layer.dense(size, device)
+    }
+
+    /// [`decode`](Self::decode) with the positional encoding from [`image_pe`](Self::image_pe).
+    pub fn decode_with_pe(&self, embedding: Tensor<B, 4>, grid: Tensor<B, 4>, slot: usize, image_pe: Tensor<B, 3>) -> Tensor<B, 4> {
         let prompted = embedding.add(self.sp_generator.dense_prompt(grid));
-        let image_pe = self.pe_layer.dense(size, &prompted.device());
         self.decoder.forward(prompted, image_pe, slot)
     }
 

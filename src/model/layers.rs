@@ -6,6 +6,8 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
+use super::kernels::layer_norm_channels;
+
 /// Conv2d without bias followed by BatchNorm (TinyViT's `Conv2d_BN`). For inference the
 /// BatchNorm is folded into the convolution ([`Conv2dBn::fold`]).
 #[derive(Module, Debug)]
@@ -97,12 +99,7 @@ impl<B: Backend> LayerNorm2d<B> {
     }
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let c = self.weight.dims()[0];
-        let mean = x.clone().mean_dim(1);
-        let centered = x.sub(mean);
-        let var = centered.clone().mul(centered.clone()).mean_dim(1);
-        let normed = centered.div(var.add_scalar(self.eps).sqrt());
-        normed.mul(self.weight.val().reshape([1, c, 1, 1])).add(self.bias.val().reshape([1, c, 1, 1]))
+        layer_norm_channels(x, self.weight.val(), self.bias.val(), self.eps)
     }
 }
 

@@ -54,10 +54,21 @@ impl<B: Backend> LiteMedSam<B> {
 
     /// Decodes prompts (in model-input pixels) against a cached embedding.
     pub fn decode(&self, embedding: Tensor<B, 4>, prompts: &Prompts) -> Decoded<B> {
+        let image_pe = self.image_pe(&embedding.device());
+        self.decode_with_pe(embedding, image_pe, prompts)
+    }
+
+    /// The embedding grid's positional encoding (see [`PromptEncoder::dense_pe`]): the same for
+    /// every decode, so a caller that decodes often keeps it for [`decode_with_pe`](Self::decode_with_pe).
+    pub fn image_pe(&self, device: &B::Device) -> Tensor<B, 3> {
+        self.prompt_encoder.dense_pe(device)
+    }
+
+    /// [`decode`](Self::decode) with the positional encoding from [`image_pe`](Self::image_pe).
+    pub fn decode_with_pe(&self, embedding: Tensor<B, 4>, image_pe: Tensor<B, 3>, prompts: &Prompts) -> Decoded<B> {
         let device = embedding.device();
         let sparse = self.prompt_encoder.sparse_embedding(prompts, &device);
         let dense = self.prompt_encoder.dense_embedding();
-        let image_pe = self.prompt_encoder.dense_pe(&device);
         let (logits, iou) = self.mask_decoder.forward(embedding, image_pe, sparse, dense);
         Decoded { logits, iou }
     }

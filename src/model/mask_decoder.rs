@@ -5,7 +5,7 @@ use burn::nn::conv::{ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{Embedding, EmbeddingConfig};
 use burn::prelude::*;
 
-use super::kernels::gelu;
+use super::kernels::{contiguous, conv_transpose_2x2, gelu};
 use super::layers::{LayerNorm2d, SamMlp};
 use super::transformer::{TwoWayTransformer, TwoWayTransformerConfig};
 
@@ -64,8 +64,8 @@ pub struct Upscaling<B: Backend> {
 
 impl<B: Backend> Upscaling<B> {
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let x = gelu(self.norm.forward(self.deconv1.forward(x)));
-        gelu(self.deconv2.forward(x))
+        let x = gelu(self.norm.forward(conv_transpose_2x2(x, &self.deconv1)));
+        gelu(conv_transpose_2x2(x, &self.deconv2))
     }
 }
 
@@ -81,11 +81,11 @@ pub struct MaskDecoder<B: Backend> {
 
 impl<B: Backend> MaskDecoder<B> {
     /// The single-mask output (SAM's `multimask_output=False`): logits (B, 1, 256, 256) and the
-    /// predicted IoU (B, 1).
+    /// predicted IoU (B, 1). `image_pe` is token-major, (1, H·W, C).
     pub fn forward(
         &self,
         image_embedding: Tensor<B, 4>,
-        image_pe: Tensor<B, 4>,
+        image_pe: Tensor<B, 3>,
         sparse: Tensor<B, 3>,
         dense: Tensor<B, 4>,
     ) -> (Tensor<B, 4>, Tensor<B, 2>) {
@@ -101,7 +101,7 @@ impl<B: Backend> MaskDecoder<B> {
         let iou_token_out = hs.clone().narrow(1, 0, 1).reshape([b, dim]);
         let mask_token_out = hs.narrow(1, 1, 1).reshape([b, dim]);
 
-        let upscaled = self.output_upscaling.forward(src.swap_dims(1, 2).reshape([b, c, h, w]));
+        let upscaled = self.output_upscaling.forward(contiguous(src.swap_dims(1, 2)).reshape([b, c, h, w]));
         let [_, uc, uh, uw] = upscaled.dims();
         let hyper = self.output_hypernetworks_mlps[0].forward(mask_token_out).reshape([b, 1, uc]);
         let masks = hyper.matmul(upscaled.reshape([b, uc, uh * uw])).reshape([b, 1, uh, uw]);

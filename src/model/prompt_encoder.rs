@@ -69,8 +69,10 @@ impl<B: Backend> PositionEmbeddingRandom<B> {
         features.reshape(out_shape)
     }
 
-    /// The encoding of every cell centre of a `size`×`size` grid: (1, 256, size, size).
-    pub fn dense(&self, size: usize, device: &B::Device) -> Tensor<B, 4> {
+    /// The encoding of every cell centre of a `size`×`size` grid, token-major as the decoder's
+    /// transformer uses it: (1, size², 256), cell (y, x) at row y·size + x. It depends only on
+    /// the weights, so callers that decode often compute it once.
+    pub fn dense(&self, size: usize, device: &B::Device) -> Tensor<B, 3> {
         let mut coords = Vec::with_capacity(size * size * 2);
         for y in 0..size {
             for x in 0..size {
@@ -79,7 +81,7 @@ impl<B: Backend> PositionEmbeddingRandom<B> {
             }
         }
         let coords = Tensor::<B, 3>::from_data(TensorData::new(coords, [size, size, 2]), device);
-        self.encode(coords).permute([2, 0, 1]).unsqueeze_dim(0)
+        self.encode(coords).reshape([1, size * size, self.positional_encoding_gaussian_matrix.dims()[1] * 2])
     }
 
     /// Pixel coordinates (…, 2) in an image of `image_size`² → (…, 256).
@@ -130,8 +132,8 @@ pub struct PromptEncoder<B: Backend> {
 }
 
 impl<B: Backend> PromptEncoder<B> {
-    /// The positional encoding of the image embedding grid, (1, 256, 64, 64).
-    pub fn dense_pe(&self, device: &B::Device) -> Tensor<B, 4> {
+    /// The positional encoding of the image embedding grid, token-major: (1, 64·64, 256).
+    pub fn dense_pe(&self, device: &B::Device) -> Tensor<B, 3> {
         self.pe_layer.dense(self.image_embedding_size, device)
     }
 

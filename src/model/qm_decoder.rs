@@ -5,6 +5,7 @@
 use burn::nn::{Embedding, EmbeddingConfig};
 use burn::prelude::*;
 
+use super::kernels::contiguous;
 use super::layers::SamMlp;
 use super::mask_decoder::{Upscaling, UpscalingConfig};
 use super::transformer::{TwoWayTransformer, TwoWayTransformerConfig};
@@ -44,14 +45,13 @@ impl<B: Backend> QmDecoder<B> {
         self.output_hypernetworks_mlps.len()
     }
 
-    /// Prompted embedding (B, 256, 64, 64) and its positional encoding (1, 256, 64, 64) →
+    /// Prompted embedding (B, 256, 64, 64) and its positional encoding, token-major (1, 64·64, 256) →
     /// modality `slot`'s mask logits over the model input (B, 1, 256, 256).
-    pub fn forward(&self, prompted: Tensor<B, 4>, image_pe: Tensor<B, 4>, slot: usize) -> Tensor<B, 4> {
+    pub fn forward(&self, prompted: Tensor<B, 4>, image_pe: Tensor<B, 3>, slot: usize) -> Tensor<B, 4> {
         let [b, c, h, w] = prompted.dims();
         let token = self.modality_tokens.weight.val().narrow(0, slot, 1).reshape([1, 1, c]).expand([b, 1, c]);
-        let image_pe = image_pe.expand([b, c, h, w]);
         let (hs, src) = self.transformer.forward(prompted, image_pe, token);
-        let upscaled = self.output_upscaling.forward(src.swap_dims(1, 2).reshape([b, c, h, w]));
+        let upscaled = self.output_upscaling.forward(contiguous(src.swap_dims(1, 2)).reshape([b, c, h, w]));
         let [_, uc, uh, uw] = upscaled.dims();
         let hyper = self.output_hypernetworks_mlps[slot].forward(hs.reshape([b, c])).reshape([b, 1, uc]);
         hyper.matmul(upscaled.reshape([b, uc, uh * uw])).reshape([b, 1, uh, uw])

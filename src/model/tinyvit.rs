@@ -9,7 +9,7 @@ use burn::prelude::*;
 use burn::tensor::ops::PadMode;
 
 use super::controller::{ControllerConfig, ModalityController};
-use super::kernels::{contiguous, gelu, softmax_last};
+use super::kernels::{contiguous, depthwise_conv3x3_tokens, gelu, softmax_last};
 use super::layers::{Conv2dBn, Conv2dBnConfig, LayerNorm2d};
 
 #[derive(Config, Debug)]
@@ -280,7 +280,7 @@ impl<B: Backend> AttentionStage<B> {
             }
             tokens = block.forward(tokens, h, w, slot);
         }
-        let x = tokens.swap_dims(1, 2).reshape([b, c, h, w]);
+        let x = contiguous(tokens.swap_dims(1, 2)).reshape([b, c, h, w]);
         Some(match &self.downsample {
             Some(merge) => merge.forward(x),
             None => x,
@@ -337,8 +337,7 @@ impl<B: Backend> TinyVitBlock<B> {
             out.reshape([b, l, c])
         };
         let x = x.add(attended);
-        let x = x.swap_dims(1, 2).reshape([b, c, h, w]);
-        let x = contiguous(self.local_conv.forward(x).reshape([b, c, l]).swap_dims(1, 2));
+        let x = self.local_conv_tokens(x, h, w);
         let normed = self.mlp.norm.forward(x.clone());
         let x = x.add(self.mlp.ffn(normed.clone()));
         match prefix {
@@ -346,6 +345,24 @@ impl<B: Backend> TinyVitBlock<B> {
             Some((controller, slot)) => x.add(controller.mlp(slot, normed)),
             None => x,
         }
+    }
+}
+
+impl<B: Backend> TinyVitBlock<B> {
+    /// The 3×3 depthwise `local_conv` on token-major tokens (B, H·W, C): directly where a
+    /// kernel for the backend exists and the BatchNorm is folded, else through NCHW.
+    fn local_conv_tokens(&self, x: Tensor<B, 3>, h: usize, w: usize) -> Tensor<B, 3> {
+        let conv = &self.local_conv;
+        let x = match (&conv.bn, &conv.c.bias) {
+            (None, Some(bias)) => match depthwise_conv3x3_tokens(x, (h, w), conv.c.weight.val(), bias.val()) {
+                Ok(out) => return out,
+                Err(x) => x,
+            },
+            _ => x,
+        };
+        let [b, l, c] = x.dims();
+        let x = contiguous(x.swap_dims(1, 2)).reshape([b, c, h, w]);
+        contiguous(conv.forward(x).reshape([b, c, l]).swap_dims(1, 2))
     }
 }
 

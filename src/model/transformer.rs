@@ -152,17 +152,17 @@ pub struct TwoWayTransformer<B: Backend> {
 }
 
 impl<B: Backend> TwoWayTransformer<B> {
-    /// Image (B, C, H, W) with its positional encoding, tokens (B, N, C) →
+    /// Image (B, C, H, W) with its positional encoding, token-major (1, H·W, C), tokens (B, N, C) →
     /// (tokens (B, N, C), image tokens (B, H·W, C)).
     pub fn forward(
         &self,
         image: Tensor<B, 4>,
-        image_pe: Tensor<B, 4>,
+        image_pe: Tensor<B, 3>,
         tokens: Tensor<B, 3>,
     ) -> (Tensor<B, 3>, Tensor<B, 3>) {
         let [b, c, h, w] = image.dims();
+        let keys_pe = if b == 1 { image_pe } else { image_pe.expand([b, h * w, c]) };
         // Token-major once here, so the layers' adds and norms see row-major tensors.
-        let keys_pe = contiguous(image_pe.reshape([b, c, h * w]).swap_dims(1, 2));
         let mut keys = contiguous(image.reshape([b, c, h * w]).swap_dims(1, 2));
         let mut queries = tokens.clone();
         for layer in &self.layers {
