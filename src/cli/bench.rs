@@ -36,6 +36,10 @@ pub struct BenchArgs {
     /// runs tests/reference/bench_onnx.py with this run's thread count).
     #[arg(long)]
     pub onnx: bool,
+    /// Repeat the whole comparison (ours, then the references) this many times and print the
+    /// median of each ratio: on a machine whose speed drifts, one round's ratios can swing.
+    #[arg(long, default_value_t = 1)]
+    pub rounds: usize,
     /// A LiteMedSAM record other than the shipped one.
     #[arg(long)]
     pub model: Option<PathBuf>,
@@ -64,14 +68,37 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     let record = args.model.clone().unwrap_or_else(weights::default_record_path);
     let threads = cpu_threads();
+    let rounds = args.rounds.max(1);
+    let mut ratios: Vec<Ratio> = Vec::new();
+    for round in 1..=rounds {
+        if rounds > 1 {
+            println!("round {round} of {rounds}");
+        }
+        ratios.extend(compare(args, &record, threads)?);
+    }
+    if rounds > 1 {
+        print_median_ratios(&ratios, rounds);
+    }
+    Ok(())
+}
+
+/// Ours against one reference, from one round.
+struct Ratio {
+    pair: String,
+    encode: f64,
+    decode: f64,
+}
+
+/// One round: each of our backends, then each reference; prints the rows and the ratios.
+fn compare(args: &BenchArgs, record: &Path, threads: usize) -> anyhow::Result<Vec<Ratio>> {
     println!("{threads} CPU threads (RAYON_NUM_THREADS, else all cores); medians of {} encodes, {} decodes", args.runs.max(1), args.runs.max(1) * 4);
     println!("{:<16} {:>12} {:>12} {:>12} {:>12}  device", "backend", "enc first", "enc median", "dec first", "dec median");
     let mut ours = Vec::new();
     for &measured in &args.backends {
         let name = measured.to_string();
         let row = match measured {
-            Measured::Backend(kind) => with_backend!(kind, B => measure::<B>(&name, &record, args.runs)?)?,
-            Measured::CpuNdArray => measure::<CpuNdArray>(&name, &record, args.runs)?,
+            Measured::Backend(kind) => with_backend!(kind, B => measure::<B>(&name, record, args.runs)?)?,
+            Measured::CpuNdArray => measure::<CpuNdArray>(&name, record, args.runs)?,
         };
         print_row(&row);
         ours.push(row);
@@ -89,8 +116,30 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     for reference in &references {
         print_row(reference);
     }
-    print_ratios(&ours, &references);
-    Ok(())
+    Ok(print_ratios(&ours, &references))
+}
+
+/// Per pair, the median over the rounds of the encoder and decode ratios, and their range.
+fn print_median_ratios(ratios: &[Ratio], rounds: usize) {
+    let mut pairs: Vec<&str> = Vec::new();
+    for ratio in ratios {
+        if !pairs.contains(&ratio.pair.as_str()) {
+            pairs.push(&ratio.pair);
+        }
+    }
+    println!("over {rounds} rounds (median, lowest–highest):");
+    for pair in pairs {
+        let of = |f: fn(&Ratio) -> f64| {
+            let mut values: Vec<f64> = ratios.iter().filter(|r| r.pair == pair).map(f).collect();
+            values.sort_by(f64::total_cmp);
+            (values[values.len() / 2], values[0], values[values.len() - 1])
+        };
+        let (encode, encode_low, encode_high) = of(|r| r.encode);
+        let (decode, decode_low, decode_high) = of(|r| r.decode);
+        println!(
+            "{pair}: encoder {encode:.2}× ({encode_low:.2}–{encode_high:.2}), cached decode {decode:.2}× ({decode_low:.2}–{decode_high:.2})"
+        );
+    }
 }
 
 /// The threads burn's CPU backends use (rayon's global pool).
@@ -103,19 +152,21 @@ fn cpu_threads() -> usize {
 }
 
 /// Each of our rows against each reference measured in the same run (below 1× is faster).
-fn print_ratios(ours: &[Row], references: &[Row]) {
+fn print_ratios(ours: &[Row], references: &[Row]) -> Vec<Ratio> {
+    let mut ratios = Vec::new();
     for reference in references {
         for row in ours {
             let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
-            println!(
-                "{} / {}: encoder {:.2}×, cached decode {:.2}×",
-                row.backend,
-                reference.backend,
-                ratio(row.encode, reference.encode),
-                ratio(row.decode, reference.decode)
-            );
+            let r = Ratio {
+                pair: format!("{} / {}", row.backend, reference.backend),
+                encode: ratio(row.encode, reference.encode),
+                decode: ratio(row.decode, reference.decode),
+            };
+            println!("{}: encoder {:.2}×, cached decode {:.2}×", r.pair, r.encode, r.decode);
+            ratios.push(r);
         }
     }
+    ratios
 }
 
 fn print_row(row: &Row) {
