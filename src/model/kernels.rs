@@ -222,14 +222,13 @@ const PIXELS_PER_TASK: usize = 256;
 
 fn layer_norm_channels_f32(x: FlexTensor, weight: &[f32], bias: &[f32], eps: f32) -> FlexTensor {
     let x = row_major(x);
-    let offset = x.layout().start_offset();
     let shape = x.layout().shape().clone();
     let &[n, c, h, w] = shape.as_slice() else {
         unreachable!("a Tensor<B, 4> has four dimensions")
     };
     assert!(weight.len() == c && bias.len() == c, "LayerNorm2d: {c} channels but {} weights and {} biases", weight.len(), bias.len());
     let hw = h * w;
-    let src = &x.storage::<f32>()[offset..offset + n * c * hw];
+    let src = row_major_values(&x);
     // Per pixel: mean and 1/σ over the channels (two passes, as the composite form computes them).
     let mut mean = vec![0.0_f32; n * hw];
     let mut inv_std = vec![0.0_f32; n * hw];
@@ -264,12 +263,11 @@ fn layer_norm_channels_f32(x: FlexTensor, weight: &[f32], bias: &[f32], eps: f32
 
 fn depthwise_conv3x3_f32(x: FlexTensor, (h, w): (usize, usize), weight: &[f32], bias: &[f32]) -> FlexTensor {
     let x = row_major(x);
-    let offset = x.layout().start_offset();
     let shape = x.layout().shape().clone();
-    let &[n, l, c] = shape.as_slice() else {
+    let &[_, l, c] = shape.as_slice() else {
         unreachable!("a Tensor<B, 3> has three dimensions")
     };
-    let src = &x.storage::<f32>()[offset..offset + n * l * c];
+    let src = row_major_values(&x);
     // Taps first: tap t = 3·dy + dx holds one weight per channel, contiguous like a pixel.
     let taps: Vec<f32> = (0..9).flat_map(|t| (0..c).map(move |ch| weight[ch * 9 + t])).collect();
     let mut out = vec![0.0_f32; src.len()];
@@ -310,11 +308,9 @@ fn depthwise_row_portable(out_row: &mut [f32], src: &[f32], (y, h, w, c): (usize
 /// (B, C·4, H·W) patches, row (c, dy, dx) → (B, C, 2H, 2W) with `bias` added per channel.
 fn place_patches_2x2_f32(patches: FlexTensor, (channels, h, w): (usize, usize, usize), bias: &[f32]) -> FlexTensor {
     let patches = row_major(patches);
-    let offset = patches.layout().start_offset();
     let images = patches.layout().shape()[0];
-    let n = images * channels * 4 * h * w;
-    let src = &patches.storage::<f32>()[offset..offset + n];
-    let mut out = vec![0.0_f32; n];
+    let src = row_major_values(&patches);
+    let mut out = vec![0.0_f32; src.len()];
     out.par_chunks_mut(2 * w).enumerate().for_each(|(row, out_row)| {
         // Output row `row` is row oy = 2y + dy of plane (image, c).
         let (plane, oy) = (row / (2 * h), row % (2 * h));
@@ -333,9 +329,13 @@ fn place_patches_2x2_f32(patches: FlexTensor, (channels, h, w): (usize, usize, u
 
 /// A small tensor's values in row-major order.
 fn values_f32(t: FlexTensor) -> Vec<f32> {
-    let t = row_major(t);
+    row_major_values(&row_major(t)).to_vec()
+}
+
+/// The elements of a tensor that [`row_major`] returned, in order.
+fn row_major_values(t: &FlexTensor) -> &[f32] {
     let (offset, n) = (t.layout().start_offset(), t.layout().num_elements());
-    t.storage::<f32>()[offset..offset + n].to_vec()
+    &t.storage::<f32>()[offset..offset + n]
 }
 
 /// A row-major layout, possibly at an offset into a larger buffer.
@@ -600,6 +600,14 @@ mod tests {
     use crate::model::backend::Cpu;
     use burn::backend::NdArray;
 
+    /// The largest |ours − theirs| over two tensors of the same shape.
+    fn max_abs_difference<const D: usize>(ours: Tensor<Cpu, D>, theirs: Tensor<NdArray, D>) -> f32 {
+        assert_eq!(ours.dims(), theirs.dims());
+        let ours = ours.into_data().to_vec::<f32>().expect("f32");
+        let theirs = theirs.into_data().to_vec::<f32>().expect("f32");
+        ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max)
+    }
+
     fn exact_gelu(x: f64) -> f64 {
         0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2))
     }
@@ -643,9 +651,7 @@ mod tests {
             (softmax_last(x.clone().swap_dims(2, 3)), activation::softmax(reference.clone().swap_dims(2, 3), 3)),
             (softmax_last(x.clone().narrow(3, 4, 20)), activation::softmax(reference.clone().narrow(3, 4, 20), 3)),
         ] {
-            let ours = ours.into_data().to_vec::<f32>().expect("f32");
-            let theirs = theirs.into_data().to_vec::<f32>().expect("f32");
-            let worst = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+            let worst = max_abs_difference(ours, theirs);
             assert!(worst < 1e-6, "max |error| {worst}");
         }
         assert_eq!(x.into_data().to_vec::<f32>().expect("f32"), data);
@@ -665,10 +671,7 @@ mod tests {
             (gelu(x.clone().swap_dims(1, 3)), activation::gelu(reference.clone().swap_dims(1, 3))),
             (gelu(x.clone().narrow(2, 5, 20)), activation::gelu(reference.clone().narrow(2, 5, 20))),
         ] {
-            let ours = ours.into_data().to_vec::<f32>().expect("f32");
-            let theirs = theirs.into_data().to_vec::<f32>().expect("f32");
-            assert_eq!(ours.len(), theirs.len());
-            let worst = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+            let worst = max_abs_difference(ours, theirs);
             assert!(worst < 2e-6, "max |error| {worst}");
         }
         // The input was shared with the views above and must be unchanged.
@@ -743,9 +746,7 @@ mod tests {
                 layer_norm_channels(reference.clone().swap_dims(2, 3), rw.clone(), rb.clone(), 1e-6),
             ),
         ] {
-            let ours = ours.into_data().to_vec::<f32>().expect("f32");
-            let theirs = theirs.into_data().to_vec::<f32>().expect("f32");
-            let worst = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+            let worst = max_abs_difference(ours, theirs);
             assert!(worst < 1e-5, "max |error| {worst}");
         }
     }
@@ -771,9 +772,7 @@ mod tests {
             .expect("Flex has the kernel");
         let nchw = Tensor::<NdArray, 1>::from_floats(data.as_slice(), &Default::default()).reshape([b, h, w, c]).permute([0, 3, 1, 2]);
         let theirs = theirs_conv.forward(nchw).permute([0, 2, 3, 1]).reshape([b, h * w, c]);
-        let ours = ours.into_data().to_vec::<f32>().expect("f32");
-        let theirs = theirs.into_data().to_vec::<f32>().expect("f32");
-        let worst = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        let worst = max_abs_difference(ours, theirs);
         assert!(worst < 1e-5, "max |error| {worst}");
         // Not a 3×3 depthwise weight: the tokens come back for the general path.
         let tokens = Tensor::<Cpu, 3>::zeros([1, 4, c], &Default::default());
@@ -797,9 +796,7 @@ mod tests {
         let ours = conv_transpose_2x2(Tensor::<Cpu, 1>::from_floats(data.as_slice(), &Default::default()).reshape([b, ci, h, w]), &ours_deconv);
         let theirs = theirs_deconv.forward(Tensor::<NdArray, 1>::from_floats(data.as_slice(), &Default::default()).reshape([b, ci, h, w]));
         assert_eq!(ours.dims(), [b, co, 2 * h, 2 * w]);
-        let ours = ours.into_data().to_vec::<f32>().expect("f32");
-        let theirs = theirs.into_data().to_vec::<f32>().expect("f32");
-        let worst = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        let worst = max_abs_difference(ours, theirs);
         assert!(worst < 1e-5, "max |error| {worst}");
     }
 
