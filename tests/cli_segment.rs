@@ -109,3 +109,20 @@ fn info_model_prints_parameter_counts_per_part() {
     assert_eq!(lite["model"], "LiteMedSAM");
     refused(&run(&["info", "--model", "/nonexistent/model.bpk"]), "model.bpk");
 }
+
+/// The shipped model tiles electron microscopy: one patch grid cannot describe its tiles, so
+/// saving one needs --whole-image; with it the image is segmented whole and the grid saved.
+#[test]
+fn a_tiled_modality_saves_a_patch_grid_only_when_segmented_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = fixture("raster/colin27_z090.png");
+    let (mask, grid) = (dir.path().join("mask.png"), dir.path().join("grid.png"));
+    let args = ["segment", s(&image), "--modality", "electron-microscopy", "-o", s(&mask), "--save-patch-grid", s(&grid)];
+    refused(&run(&args), "add --whole-image");
+    assert!(!mask.exists() && !grid.exists());
+    let stdout = ok(&run(&[&args[..], &["--whole-image"]].concat()));
+    assert!(stdout.contains("patches prompted"), "{stdout}");
+    assert_eq!(image::open(&grid).unwrap().into_luma8().dimensions(), (32, 32));
+    let stdout = ok(&run(&args[..6]));
+    assert!(stdout.contains("1 tile(s)"), "a 181×217 image is one tile: {stdout}");
+}

@@ -139,11 +139,13 @@ fn automatic_segmentation_at_image_size_with_cached_redecode() {
     let first = segmenter.segment("colin", &frame, slot, None).unwrap();
     assert_eq!((first.mask.width(), first.mask.height()), (frame.width, frame.height));
     assert_eq!(first.logits.len(), frame.pixel_count());
-    assert_eq!((first.grid.width(), first.grid.height()), (32, 32));
+    let grid = first.grid.clone().expect("a whole-image segmentation returns its patch grid");
+    assert_eq!((grid.width(), grid.height()), (32, 32));
+    assert_eq!(first.tiles, 1);
     assert!(!first.timings.cached);
 
     // Re-decoding with an edited grid re-uses the embedding and changes the mask.
-    let mut edited = first.grid.clone();
+    let mut edited = grid;
     for y in 8..24 {
         for x in 8..24 {
             edited.set(x, y, 1 - edited.get(x, y).unwrap());
@@ -151,7 +153,7 @@ fn automatic_segmentation_at_image_size_with_cached_redecode() {
     }
     let second = segmenter.segment("colin", &frame, slot, Some(&edited)).unwrap();
     assert!(second.timings.cached);
-    assert_eq!(second.grid, edited);
+    assert_eq!(second.grid, Some(edited));
     assert_ne!(first.logits, second.logits);
 
     // Another modality is another embedding (its controller differs).
@@ -176,4 +178,59 @@ fn the_shipped_default_model_segments_a_held_out_ph2_image() {
     let result = segmenter.segment("IMD407", &frame, slot, None).unwrap();
     let dice = delightsam::train::metrics::dice(result.mask.labels(), truth.labels());
     assert!(dice > 0.9, "Dice {dice:.3} (0.965 when the model was made)");
+}
+
+/// A tiled modality: the blended tiles cover the image; one tile that is the whole image gives
+/// exactly the whole-image logits (same normalisation, same geometry); a grid, or tiles turned
+/// off, segments the image whole; asking twice costs nothing.
+#[test]
+fn tiled_segmentation_blends_tiles_and_matches_whole_image_on_one_tile() {
+    use delightsam::model::tiling::{self, Tiling};
+    let device = Default::default();
+    let mut config = DeLightSamConfig::new();
+    config.modalities.set_tiling("mr", Some(Tiling { long_side: None, overlap: 64 })).unwrap();
+    let model = active_delightsam(&config, &device);
+    let mut segmenter = AutoSegmenter::<Cpu>::new(model, config, Provenance::FreshFromLiteMedSam("test".into()), device);
+    let slot = segmenter.slot("mr").unwrap();
+    let frame = ImageSource::open(fixture("raster/colin27_z090.png")).unwrap().frame(0).unwrap();
+
+    let tiled = segmenter.segment("colin", &frame, slot, None).unwrap();
+    assert_eq!((tiled.tiles, tiled.grid.is_none()), (1, true));
+    segmenter.set_tiles_enabled(false);
+    let whole = segmenter.segment("colin", &frame, slot, None).unwrap();
+    assert_eq!((whole.tiles, whole.grid.is_some()), (1, true));
+    // Equal up to the blend's weight × logit / weight rounding.
+    let difference = tiled.logits.iter().zip(&whole.logits).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(difference < 1e-4, "one tile over the whole image is the whole image: differs by {difference}");
+    segmenter.set_tiles_enabled(true);
+
+    // 181×217 → 500×600: 3×3 tiles of 256² with 64 px overlap.
+    let large = tiling::scale_frame(&frame, (500, 600));
+    let result = segmenter.segment("large", &large, slot, None).unwrap();
+    assert_eq!(result.tiles, 9);
+    assert_eq!((result.mask.width(), result.mask.height()), (500, 600));
+    assert_eq!(result.logits.len(), 500 * 600);
+    assert!(result.logits.iter().all(|v| v.is_finite()));
+    let again = segmenter.segment("large", &large, slot, None).unwrap();
+    assert!(again.timings.cached);
+    assert_eq!(again.logits, result.logits);
+    // A patch grid prompts the whole image.
+    let grid = Mask::new(32, 32);
+    assert_eq!(segmenter.segment("large", &large, slot, Some(&grid)).unwrap().tiles, 1);
+}
+
+/// The shipped model segments retinal vessels in tiles at full resolution (its config tiles
+/// fundus): a held-out DRIVE image (22 is in the default split's held-out part).
+#[test]
+fn the_shipped_default_model_tiles_a_held_out_drive_fundus() {
+    let image = common::shared("drive-fundus/images/22.png");
+    let truth = Mask::load(common::shared("drive-fundus/masks/22.png")).unwrap();
+    let mut segmenter = AutoSegmenter::<Cpu>::load(None, Default::default()).unwrap();
+    let frame = ImageSource::open(&image).unwrap().frame(0).unwrap();
+    let slot = segmenter.slot("fundus").unwrap();
+    assert!(segmenter.tiling(slot).is_some(), "the shipped model tiles fundus");
+    let result = segmenter.segment("drive-22", &frame, slot, None).unwrap();
+    assert_eq!(result.tiles, 9, "565×584 scaled to 620×640: 3×3 tiles");
+    let dice = delightsam::train::metrics::dice(result.mask.labels(), truth.labels());
+    assert!(dice > 0.65, "Dice {dice:.3} (0.721 when the model was made)");
 }

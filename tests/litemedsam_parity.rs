@@ -183,7 +183,8 @@ fn delightsam_wgpu_matches_cpu() {
     let error = relative_max_error(&on_gpu.logits, &on_cpu.logits);
     println!("De-LightSAM wgpu vs CPU: logits relative max error {error:.2e}; encode {:?} vs {:?}", on_gpu.timings.encode, on_cpu.timings.encode);
     assert!(error < 1e-2, "wgpu and CPU logits differ: {error}");
-    let agree = on_cpu.grid.labels().iter().zip(on_gpu.grid.labels()).filter(|(a, b)| a == b).count();
+    let (cpu_grid, gpu_grid) = (on_cpu.grid.expect("whole-image grid"), on_gpu.grid.expect("whole-image grid"));
+    let agree = cpu_grid.labels().iter().zip(gpu_grid.labels()).filter(|(a, b)| a == b).count();
     assert!(agree >= 1020, "patch grids differ in {} of 1024 cells", 1024 - agree);
 }
 

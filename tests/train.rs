@@ -74,11 +74,36 @@ fn a_short_run_lowers_the_loss_then_resumes_from_its_checkpoint() {
         .unwrap();
     assert!(out_eval.status.success(), "{}", String::from_utf8_lossy(&out_eval.stderr));
     let stdout = String::from_utf8_lossy(&out_eval.stdout);
-    assert!(stdout.contains("3 image(s)") && stdout.contains("Dice") && stdout.contains("HD95"), "{stdout}");
+    assert!(stdout.contains("| nuclei | microscopy | 3 |") && stdout.contains("Dice") && stdout.contains("HD95"), "{stdout}");
     let rows = std::fs::read_to_string(&csv).unwrap();
     assert_eq!(rows.lines().count(), 4, "{rows}");
-    assert!(rows.starts_with("stem,image,modality,dice,hd,hd95"));
-    assert!(dir.path().join("pred/cells3d-z30.png").is_file());
+    assert!(rows.starts_with("set,stem,image,modality,dice,hd,hd95"));
+    assert!(dir.path().join("pred/nuclei/cells3d-z30.png").is_file());
+}
+
+/// A tiled modality trains on the tiles inference uses: 256² nuclei images scaled to 384² give
+/// 2×2 tiles each, the tiling is saved in the model, and the tiles' embeddings are cached.
+#[test]
+fn a_tiled_modality_trains_on_its_tiles() {
+    use delightsam::model::tiling::Tiling;
+    let dir = tempfile::tempdir().unwrap();
+    let (out, cache) = (dir.path().join("run"), dir.path().join("cache"));
+    let mut config = config(&out, &cache);
+    config.epochs = 1;
+    config.max_steps = Some(1);
+    config.tiling = vec![("microscopy".into(), Some(Tiling { long_side: Some(384), overlap: 64 }))];
+    let (result, events) = run(&config);
+    result.unwrap();
+    let started = events.iter().find_map(|e| match e {
+        Event::Started { train, validation, .. } => Some((*train, *validation)),
+        _ => None,
+    });
+    assert_eq!(started, Some((2 * 4, 4)), "two training images and one held out, 4 tiles each");
+    let saved = delightsam::model::weights::load_delightsam_config(&out.join("model.bpk")).unwrap();
+    let slot = saved.modalities.slot("microscopy").unwrap();
+    assert_eq!(saved.modalities.tiling(slot), Some(Tiling { long_side: Some(384), overlap: 64 }));
+    let cached = std::fs::read_dir(&cache).unwrap().flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap()).count();
+    assert_eq!(cached, 12, "one cached embedding per tile");
 }
 
 fn s(p: &Path) -> &str {

@@ -40,6 +40,10 @@ pub struct SegmentArgs {
     /// Where the model runs.
     #[arg(long, default_value = "cpu")]
     pub backend: BackendKind,
+    /// Segment a modality the model tiles (thin structures: fundus vessels, EM membranes) as
+    /// one whole image at the model's input size instead of in tiles at its own resolution.
+    #[arg(long)]
+    pub whole_image: bool,
     /// Which frame of a multi-frame image (0-based).
     #[arg(long, default_value_t = 0)]
     pub frame: u32,
@@ -86,7 +90,8 @@ fn run_prompted(args: &SegmentArgs, prompts: &Prompts) -> anyhow::Result<()> {
 }
 
 fn load_auto(args: &SegmentArgs) -> anyhow::Result<DynAutoSegmenter> {
-    let segmenter = DynAutoSegmenter::load(args.backend, args.model.as_deref())?;
+    let mut segmenter = DynAutoSegmenter::load(args.backend, args.model.as_deref())?;
+    segmenter.set_tiles_enabled(!args.whole_image);
     if let Provenance::FreshFromLiteMedSam(path) = segmenter.provenance() {
         eprintln!(
             "note: no trained De-LightSAM model found; using an untrained one initialised from {} \
@@ -130,20 +135,29 @@ fn run_automatic(args: &SegmentArgs) -> anyhow::Result<()> {
     let mut segmenter = load_auto(args)?;
     let slot = modality_slot(&segmenter, args, &source)?;
     let key = format!("{}#{}", args.input.display(), args.frame);
+    if let (Some(_), None, Some(tiling)) = (&args.save_patch_grid, &grid, segmenter.tiling(slot)) {
+        anyhow::bail!(
+            "{} is segmented in tiles ({}), each with its own patch prompt: add --whole-image to segment it whole with one patch grid",
+            segmenter.modalities().name(slot).unwrap_or("this modality"),
+            tiling_summary(&tiling)
+        );
+    }
     let result = segmenter
         .segment(&key, &frame, slot, grid.as_ref())
         .with_context(|| format!("{}", args.patch_grid.as_deref().unwrap_or(Path::new("grid")).display()))?;
     write_mask_png(&result.mask, &args.out, &args.input).with_context(|| format!("cannot write {}", args.out.display()))?;
-    if let Some(path) = &args.save_patch_grid {
-        write_mask_png(&result.grid, path, &args.input).with_context(|| format!("cannot write {}", path.display()))?;
+    if let (Some(path), Some(grid)) = (&args.save_patch_grid, &result.grid) {
+        write_mask_png(grid, path, &args.input).with_context(|| format!("cannot write {}", path.display()))?;
     }
+    let prompt = match &result.grid {
+        Some(grid) => format!("{} of {} patches prompted", grid.foreground_count(), GRID_SIZE * GRID_SIZE),
+        None => format!("{} tile(s)", result.tiles),
+    };
     println!(
-        "wrote {} ({} of {} pixels inside; {} of {} patches prompted) as {} on {} [{}]: encode {:.1} ms, decode {:.1} ms",
+        "wrote {} ({} of {} pixels inside; {prompt}) as {} on {} [{}]: encode {:.1} ms, decode {:.1} ms",
         args.out.display(),
         result.mask.foreground_count(),
         frame.pixel_count(),
-        result.grid.foreground_count(),
-        GRID_SIZE * GRID_SIZE,
         segmenter.modalities().name(slot).unwrap_or("?"),
         args.backend,
         segmenter.device_name(),
@@ -151,6 +165,14 @@ fn run_automatic(args: &SegmentArgs) -> anyhow::Result<()> {
         result.timings.decode.as_secs_f64() * 1e3,
     );
     Ok(())
+}
+
+/// "tiles of 256² at its own resolution" / "… with the longest side at 640 px".
+pub fn tiling_summary(tiling: &crate::model::tiling::Tiling) -> String {
+    match tiling.long_side {
+        Some(long) => format!("overlapping tiles with the longest side scaled to {long} px"),
+        None => "overlapping tiles at its own resolution".to_string(),
+    }
 }
 
 /// Every regular, non-hidden file directly in `dir`, sorted by name.

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::model::backend::{self, BackendKind};
+use crate::model::tiling::Tiling;
 use crate::train::{Event, Recipe, TrainConfig, train_on};
 
 /// A dataset folder, optionally with its modality: `DIR` or `DIR=MODALITY`.
@@ -16,6 +17,25 @@ pub fn parse_folder(text: &str) -> Result<(PathBuf, Option<String>), std::conver
         }
         _ => Ok((PathBuf::from(text), None)),
     }
+}
+
+/// `MODALITY` (tiles at the image's own resolution) or `MODALITY=LONG_SIDE` (the image first
+/// scaled so its longest side is LONG_SIDE pixels).
+pub fn parse_tiled(text: &str) -> anyhow::Result<(String, Option<Tiling>)> {
+    let (name, long_side) = match text.split_once('=') {
+        Some((name, side)) => {
+            let side: u32 = side.trim().parse().map_err(|_| anyhow::anyhow!("{text:?}: LONG_SIDE must be a whole number of pixels"))?;
+            if side < 64 {
+                anyhow::bail!("{text:?}: LONG_SIDE must be at least 64 pixels");
+            }
+            (name, Some(side))
+        }
+        None => (text, None),
+    };
+    if name.trim().is_empty() {
+        anyhow::bail!("{text:?}: name the modality, as MODALITY or MODALITY=LONG_SIDE");
+    }
+    Ok((name.trim().to_string(), Some(Tiling { long_side, ..Tiling::default() })))
 }
 
 #[derive(Debug, clap::Args)]
@@ -70,6 +90,13 @@ pub struct TrainArgs {
     /// Stop after the epoch that crosses this many minutes.
     #[arg(long)]
     pub max_minutes: Option<f64>,
+    /// Segment this modality in overlapping tiles (thin structures), as MODALITY (its own
+    /// resolution) or MODALITY=LONG_SIDE (scaled first); saved in the model. Repeatable.
+    #[arg(long = "tile", value_name = "MODALITY[=LONG_SIDE]", value_parser = parse_tiled)]
+    pub tiled: Vec<(String, Option<Tiling>)>,
+    /// Segment this modality whole again (undoes a starting model's tiling). Repeatable.
+    #[arg(long = "no-tile", value_name = "MODALITY")]
+    pub untiled: Vec<String>,
 }
 
 pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
@@ -112,6 +139,7 @@ fn train_config(args: &TrainArgs) -> TrainConfig {
     }
     config.max_steps = args.max_steps;
     config.max_minutes = args.max_minutes;
+    config.tiling = args.tiled.iter().cloned().chain(args.untiled.iter().map(|name| (name.clone(), None))).collect();
     config
 }
 
@@ -135,7 +163,7 @@ impl Progress {
             }
             Event::Started { train, validation, epochs, steps_per_epoch, resumed_from } => {
                 say(bar, format!(
-                    "{train} training and {validation} validation images; {epochs} epoch(s) of {steps_per_epoch} step(s){}",
+                    "{train} training and {validation} validation samples (a tiled image gives one per tile); {epochs} epoch(s) of {steps_per_epoch} step(s){}",
                     resumed_from.map(|e| format!("; resuming after epoch {e}")).unwrap_or_default()
                 ));
                 bar.set_length((epochs * steps_per_epoch) as u64);

@@ -15,6 +15,7 @@ use crate::model::modality::{ModalityError, ModalityRegistry};
 use crate::model::preprocess::{self, Geometry};
 use crate::model::readback;
 use crate::model::sp_generator::{GRID_SIZE, SpGenerator};
+use crate::model::tiling::{self, Blender, Tiling};
 use crate::model::weights::{self, Provenance, WeightsError};
 use crate::model::{DeLightSam, DeLightSamConfig};
 
@@ -26,12 +27,16 @@ pub struct GridSizeError {
 }
 
 /// One automatic segmentation, at the image's size.
+#[derive(Clone)]
 pub struct AutoSegmentation {
     pub mask: Mask,
     /// Logits at the original image size (positive = inside).
     pub logits: Vec<f32>,
-    /// The 32×32 patch prompt that was used (label 1 = on), over the padded model input.
-    pub grid: Mask,
+    /// The 32×32 patch prompt that was used (label 1 = on), over the padded model input; `None`
+    /// when the image was segmented in tiles (each tile had its own).
+    pub grid: Option<Mask>,
+    /// How many tiles the image was segmented in (1: whole).
+    pub tiles: usize,
     pub timings: Timings,
 }
 
@@ -50,6 +55,10 @@ pub struct AutoSegmenter<B: Backend> {
     /// The decoder's positional encoding, computed once (it depends only on the weights).
     image_pe: Tensor<B, 3>,
     cache: EmbeddingCache<(String, usize), CachedEmbedding<B>>,
+    /// Whether tiled modalities are segmented in tiles (else whole, like the others).
+    tiles_enabled: bool,
+    /// The last tiled result, by (image key, slot): asking again costs nothing.
+    last_tiled: Option<((String, usize), AutoSegmentation)>,
 }
 
 impl<B: Backend> AutoSegmenter<B> {
@@ -62,7 +71,26 @@ impl<B: Backend> AutoSegmenter<B> {
 
     pub fn new(model: DeLightSam<B>, config: DeLightSamConfig, provenance: Provenance, device: B::Device) -> Self {
         let image_pe = model.image_pe(config.embedding_shape()[1], &device);
-        Self { model: model.for_inference(), config, provenance, device, image_pe, cache: EmbeddingCache::new(DEFAULT_CAPACITY) }
+        Self {
+            model: model.for_inference(),
+            config,
+            provenance,
+            device,
+            image_pe,
+            cache: EmbeddingCache::new(DEFAULT_CAPACITY),
+            tiles_enabled: true,
+            last_tiled: None,
+        }
+    }
+
+    /// Segment the modalities the config tiles in tiles (default) or whole, like the others.
+    pub fn set_tiles_enabled(&mut self, enabled: bool) {
+        self.tiles_enabled = enabled;
+    }
+
+    /// How `slot` is segmented: its tiling when it has one and tiles are enabled.
+    pub fn tiling(&self, slot: usize) -> Option<Tiling> {
+        self.config.modalities.tiling(slot).filter(|_| self.tiles_enabled)
     }
 
     pub fn modalities(&self) -> &ModalityRegistry {
@@ -97,7 +125,8 @@ impl<B: Backend> AutoSegmenter<B> {
     }
 
     /// Segments `frame` as modality `slot`; `grid` (32×32, nonzero = on) replaces the generated
-    /// patch prompt. Re-uses the cached embedding when `key` and `slot` match.
+    /// patch prompt. Re-uses the cached embedding when `key` and `slot` match. A tiled modality
+    /// is segmented in tiles unless a grid is given (a grid prompts the whole image).
     pub fn segment(
         &mut self,
         key: &str,
@@ -107,6 +136,9 @@ impl<B: Backend> AutoSegmenter<B> {
     ) -> Result<AutoSegmentation, EngineError> {
         if let Some(g) = grid.filter(|g| (g.width(), g.height()) != (GRID_SIZE as u32, GRID_SIZE as u32)) {
             return Err(GridSizeError { width: g.width(), height: g.height() }.into());
+        }
+        if let (None, Some(tiling)) = (grid, self.tiling(slot)) {
+            return self.segment_tiled(key, frame, slot, &tiling);
         }
         let encode = self.prepare(key, frame, slot)?;
         let start = Instant::now();
@@ -125,7 +157,58 @@ impl<B: Backend> AutoSegmenter<B> {
         let grid_labels = grid_cells.iter().map(|&v| u8::from(v > 0.5)).collect();
         let grid = Mask::from_labels(GRID_SIZE as u32, GRID_SIZE as u32, grid_labels).expect("a grid tensor has GRID_SIZE² cells");
         let timings = Timings { encode, decode: start.elapsed(), cached: encode.is_zero() };
-        Ok(AutoSegmentation { mask, logits, grid, timings })
+        Ok(AutoSegmentation { mask, logits, grid: Some(grid), tiles: 1, timings })
+    }
+
+    /// Tiled segmentation: every tile encoded and decoded with its own patch prompt, the tiles'
+    /// logits blended at the scaled size, then resized to the image.
+    fn segment_tiled(&mut self, key: &str, frame: &Frame, slot: usize, tiling: &Tiling) -> Result<AutoSegmentation, EngineError> {
+        let cache_key = (key.to_string(), slot);
+        if let Some((cached_key, result)) = &self.last_tiled
+            && *cached_key == cache_key
+        {
+            let mut result = result.clone();
+            result.timings = Timings { encode: Duration::ZERO, decode: Duration::ZERO, cached: true };
+            return Ok(result);
+        }
+        let input = self.config.input_size() as u32;
+        let plan = tiling.plan(frame.width, frame.height, input);
+        let stats = frame.stats();
+        let scaled = tiling::scale_frame(frame, plan.scaled);
+        let mut blender = Blender::new(plan.scaled, tiling);
+        let (mut encode, mut decode) = (Duration::ZERO, Duration::ZERO);
+        for tile in &plan.tiles {
+            let start = Instant::now();
+            let crop = tiling::crop_frame(&scaled, tile);
+            let (tensor, geometry) = preprocess::prepare_in_range(&crop, input, (stats.min, stats.max)).into_tensor::<B>(&self.device);
+            let embedding = self.model.encode(tensor, slot);
+            let patch_logits = self.model.sp_generator.patch_logits(embedding.clone());
+            readback::sync::<B>(&self.device, "encoding a tile")?;
+            encode += start.elapsed();
+            let start = Instant::now();
+            let grid = SpGenerator::grid_from_logits(patch_logits);
+            let logits = self.model.decode_with_pe(embedding, grid, slot, self.image_pe.clone());
+            blender.add(tile, &preprocess::logits_at_image_size(logits, &geometry)?);
+            decode += start.elapsed();
+        }
+        let blended = blender.finish();
+        let logits = if plan.scaled == (frame.width, frame.height) {
+            blended
+        } else {
+            let (sw, sh) = (plan.scaled.0 as usize, plan.scaled.1 as usize);
+            preprocess::resize_bilinear(&blended, sw, sh, frame.width as usize, frame.height as usize)
+        };
+        let labels = logits.iter().map(|&v| u8::from(v > 0.0)).collect();
+        let mask = Mask::from_labels(frame.width, frame.height, labels).expect("logits are resized to the image");
+        let result = AutoSegmentation {
+            mask,
+            logits,
+            grid: None,
+            tiles: plan.tiles.len(),
+            timings: Timings { encode, decode, cached: false },
+        };
+        self.last_tiled = Some((cache_key, result.clone()));
+        Ok(result)
     }
 
     pub fn model(&self) -> &DeLightSam<B> {
@@ -165,6 +248,8 @@ trait AnyAutoSegmenter: Send {
     fn device_name(&self) -> String;
     fn segment(&mut self, key: &str, frame: &Frame, slot: usize, grid: Option<&Mask>) -> Result<AutoSegmentation, EngineError>;
     fn uncertainty(&self, frame: &Frame, slot: usize) -> Result<f32, EngineError>;
+    fn set_tiles_enabled(&mut self, enabled: bool);
+    fn tiling(&self, slot: usize) -> Option<Tiling>;
 }
 
 impl<B: Backend> AnyAutoSegmenter for AutoSegmenter<B>
@@ -189,6 +274,14 @@ where
 
     fn uncertainty(&self, frame: &Frame, slot: usize) -> Result<f32, EngineError> {
         AutoSegmenter::uncertainty(self, frame, slot)
+    }
+
+    fn set_tiles_enabled(&mut self, enabled: bool) {
+        AutoSegmenter::set_tiles_enabled(self, enabled)
+    }
+
+    fn tiling(&self, slot: usize) -> Option<Tiling> {
+        AutoSegmenter::tiling(self, slot)
     }
 }
 
@@ -231,6 +324,14 @@ impl DynAutoSegmenter {
 
     pub fn uncertainty(&self, frame: &Frame, slot: usize) -> Result<f32, EngineError> {
         self.0.uncertainty(frame, slot)
+    }
+
+    pub fn set_tiles_enabled(&mut self, enabled: bool) {
+        self.0.set_tiles_enabled(enabled)
+    }
+
+    pub fn tiling(&self, slot: usize) -> Option<Tiling> {
+        self.0.tiling(slot)
     }
 }
 

@@ -345,7 +345,8 @@ impl Engine {
             Ok(slot) => slot,
             Err(e) => return self.reply_error(Some(image), &e),
         };
-        self.reply(Reply::Busy { image: Some(image.clone()), what: format!("Automatic proposal ({modality})…") });
+        let tiled = if grid.is_none() && model.tiling(slot).is_some() { ", in tiles at full resolution" } else { "" };
+        self.reply(Reply::Busy { image: Some(image.clone()), what: format!("Automatic proposal ({modality}{tiled})…") });
         let Some(model) = self.auto.as_mut() else { return };
         let started = Instant::now();
         match model.segment(&image.key, frame, slot, grid) {
@@ -353,7 +354,7 @@ impl Engine {
                 image,
                 kind: ResultKind::Auto,
                 mask: result.mask,
-                grid: Some(result.grid),
+                grid: result.grid,
                 took: started.elapsed(),
                 encode: result.timings.encode,
                 preview: false,

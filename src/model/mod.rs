@@ -17,6 +17,7 @@ pub mod prompt_encoder;
 pub mod qm_decoder;
 pub mod readback;
 pub mod sp_generator;
+pub mod tiling;
 pub mod tinyvit;
 pub mod transformer;
 pub mod weights;

@@ -1,7 +1,11 @@
 //! The modality registry: which query token (and which controller slot) each imaging modality
 //! uses. It is part of the model's config, so a saved model always knows its own modalities.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
+
+use super::tiling::Tiling;
 
 /// The paper's six modalities, then CT, MR and electron microscopy, in slot order. Electron
 /// microscopy has its own slot: its targets (membranes) look nothing like light microscopy's
@@ -29,11 +33,15 @@ pub struct ModalityRegistry {
     pub names: Vec<String>,
     /// How many slots the model has parameters for (used + free).
     pub slots: usize,
+    /// Modalities segmented in tiles at their own resolution (thin targets), by name; the rest
+    /// are segmented whole at the model's input size. Models saved before tiling have none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tiling: BTreeMap<String, Tiling>,
 }
 
 impl Default for ModalityRegistry {
     fn default() -> Self {
-        Self { names: BUILT_IN.iter().map(|s| s.to_string()).collect(), slots: DEFAULT_SLOTS }
+        Self { names: BUILT_IN.iter().map(|s| s.to_string()).collect(), slots: DEFAULT_SLOTS, tiling: BTreeMap::new() }
     }
 }
 
@@ -65,6 +73,22 @@ impl ModalityRegistry {
         }
         self.names.push(canonical);
         Ok(self.names.len() - 1)
+    }
+
+    /// How modality `slot` is tiled, if it is.
+    pub fn tiling(&self, slot: usize) -> Option<Tiling> {
+        self.name(slot).and_then(|name| self.tiling.get(name)).copied()
+    }
+
+    /// Tiles modality `name` (which must have a slot) as `tiling`, or no longer tiles it (`None`).
+    pub fn set_tiling(&mut self, name: &str, tiling: Option<Tiling>) -> Result<(), ModalityError> {
+        let slot = self.slot(name)?;
+        let name = self.names[slot].clone();
+        match tiling {
+            Some(t) => self.tiling.insert(name, t),
+            None => self.tiling.remove(&name),
+        };
+        Ok(())
     }
 
     pub fn free_slots(&self) -> usize {

@@ -51,9 +51,15 @@ impl ModelInput {
 
 /// Prepares a frame (grey or RGB, any value range) for the encoder.
 pub fn prepare(frame: &Frame, input_size: u32) -> ModelInput {
-    let geometry = Geometry::new(frame.width, frame.height, input_size);
     let stats = frame.stats();
-    let range = (stats.max - stats.min).max(1e-8);
+    prepare_in_range(frame, input_size, (stats.min, stats.max))
+}
+
+/// [`prepare`] with the min–max normalisation taken from `range` (a whole image's, when `frame`
+/// is one of its tiles: a tile of background must not be stretched to full contrast).
+pub fn prepare_in_range(frame: &Frame, input_size: u32, (min, max): (f64, f64)) -> ModelInput {
+    let geometry = Geometry::new(frame.width, frame.height, input_size);
+    let range = (max - min).max(1e-8);
     let (w, h) = (frame.width as usize, frame.height as usize);
     let (rw, rh) = (geometry.resized.0 as usize, geometry.resized.1 as usize);
     let side = input_size as usize;
@@ -68,7 +74,7 @@ pub fn prepare(frame: &Frame, input_size: u32) -> ModelInput {
             continue;
         }
         for (i, v) in plane.iter_mut().enumerate() {
-            *v = ((f64::from(frame.data[i * channels + source_channel]) - stats.min) / range) as f32;
+            *v = ((f64::from(frame.data[i * channels + source_channel]) - min) / range) as f32;
         }
         let resized = resize_bilinear(&plane, w, h, rw, rh);
         let out = &mut data[c * side * side..(c + 1) * side * side];

@@ -5,9 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
+use burn::tensor::DType;
 use burn_store::{
-    ApplyResult, BurnpackError, BurnpackStore, HalfPrecisionAdapter, ModuleSnapshot, PathFilter, PytorchStore,
-    PytorchStoreError, TensorSnapshotError,
+    ApplyResult, BurnpackError, BurnpackStore, HalfPrecisionAdapter, ModuleAdapter, ModuleSnapshot, PathFilter,
+    PytorchStore, PytorchStoreError, TensorSnapshot, TensorSnapshotError,
 };
 use serde::{Deserialize, Serialize};
 
@@ -225,12 +226,48 @@ fn save_store<B: Backend, M: Module<B>>(module: &M, store: BurnpackStore, path: 
     write().map_err(|source| WeightsError::Write { path: path.to_path_buf(), source })
 }
 
-/// Fills `module` from a record; every tensor must be there with the right shape.
+/// Saves a LiteMedSAM record in f16 where burn's `HalfPrecisionAdapter` applies: half the
+/// size, read back as f32 by [`load`] (for moving or shipping weights where size matters).
+pub fn save_half<B: Backend>(model: &LiteMedSam<B>, path: &Path) -> Result<(), WeightsError> {
+    let store = BurnpackStore::from_file(path.with_extension("bpk.tmp"))
+        .metadata("model", "LiteMedSAM (f16)")
+        .with_to_adapter(HalfPrecisionAdapter::new());
+    save_store(model, store, path)
+}
+
+/// Reads f16 tensors as f32 and leaves every other tensor alone (burn's `HalfPrecisionAdapter`
+/// toggles, so it would turn an f32 record's tensors into f16).
+#[derive(Debug, Clone, Copy)]
+struct WidenHalf;
+
+impl ModuleAdapter for WidenHalf {
+    fn adapt(&self, snapshot: &TensorSnapshot) -> TensorSnapshot {
+        if snapshot.dtype != DType::F16 {
+            return snapshot.clone();
+        }
+        let data = snapshot.clone_data_fn();
+        TensorSnapshot::from_closure(
+            std::rc::Rc::new(move || Ok(data()?.convert_dtype(DType::F32))),
+            DType::F32,
+            snapshot.shape.clone(),
+            snapshot.path_stack.clone().unwrap_or_default(),
+            snapshot.container_stack.clone().unwrap_or_default(),
+            snapshot.tensor_id.unwrap_or_default(),
+        )
+    }
+
+    fn clone_box(&self) -> Box<dyn ModuleAdapter> {
+        Box::new(*self)
+    }
+}
+
+/// Fills `module` from a record (f32, or f16 where saved so); every tensor must be there with
+/// the right shape.
 fn load_module<B: Backend, M: Module<B>>(mut module: M, path: &Path) -> Result<M, WeightsError> {
     if !path.is_file() {
         return Err(WeightsError::Missing { path: path.to_path_buf() });
     }
-    let mut store = BurnpackStore::from_file(path);
+    let mut store = BurnpackStore::from_file(path).with_from_adapter(WidenHalf);
     let result = module.load_from(&mut store).map_err(|source| WeightsError::Read { path: path.to_path_buf(), source })?;
     let problems = load_problems(&result);
     if !problems.is_empty() {

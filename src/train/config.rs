@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use super::dataset::PairList;
+use crate::model::tiling::Tiling;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -43,6 +44,10 @@ pub struct TrainConfig {
     pub max_steps: Option<usize>,
     /// Stop after the epoch that crosses this many minutes.
     pub max_minutes: Option<f64>,
+    /// Modalities to segment in tiles (`Some`) or whole (`None`) from now on, set in the model's
+    /// config; the rest keep what the starting model says.
+    #[serde(default)]
+    pub tiling: Vec<(String, Option<Tiling>)>,
 }
 
 impl TrainConfig {
@@ -67,6 +72,7 @@ impl TrainConfig {
             cache_dir: super::cache::default_root(),
             max_steps: None,
             max_minutes: None,
+            tiling: Vec::new(),
         }
     }
 }

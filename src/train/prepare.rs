@@ -10,9 +10,11 @@ use super::cache::{EmbeddingCache, file_hash};
 use super::dataset::Pair;
 use super::config::{Recipe, TrainConfig};
 use super::error::TrainError;
+use crate::imaging::{Frame, Mask};
 use crate::model::preprocess::{self, Geometry};
+use crate::model::tiling::{self, Tile};
 use crate::model::weights;
-use crate::model::{DeLightSam, DeLightSamConfig, readback};
+use crate::model::{DeLightSam, DeLightSamConfig, ModalityRegistry, readback};
 
 /// The sizes samples and steps share, from the model config.
 #[derive(Debug, Clone, Copy)]
@@ -50,6 +52,8 @@ pub(super) struct Prepared {
 /// Prepares pairs with one frozen model and, in the fast recipe, one embedding cache.
 pub(super) struct Preparer<'a, B: Backend> {
     encoder: DeLightSam<B>,
+    /// Which modalities are cut into tiles (the model config's).
+    modalities: ModalityRegistry,
     cache: Option<EmbeddingCache>,
     shapes: Shapes,
     device: &'a B::Device,
@@ -59,7 +63,13 @@ pub(super) struct Preparer<'a, B: Backend> {
 
 impl<'a, B: Backend> Preparer<'a, B> {
     /// `encoder`: the starting model, ready for inference.
-    pub fn new(config: &TrainConfig, encoder: DeLightSam<B>, shapes: Shapes, device: &'a B::Device) -> Result<Self, TrainError> {
+    pub fn new(
+        config: &TrainConfig,
+        encoder: DeLightSam<B>,
+        modalities: ModalityRegistry,
+        shapes: Shapes,
+        device: &'a B::Device,
+    ) -> Result<Self, TrainError> {
         let version = encoder_version(config)?;
         let cache = match config.recipe {
             Recipe::Fast => Some(
@@ -68,25 +78,59 @@ impl<'a, B: Backend> Preparer<'a, B> {
             ),
             Recipe::Full => None,
         };
-        Ok(Self { encoder, cache, shapes, device, cached: 0 })
+        Ok(Self { encoder, modalities, cache, shapes, device, cached: 0 })
     }
 
-    /// One pair as modality `slot`; `keep_truth` keeps its original-size mask for validation.
-    pub fn prepare(&mut self, pair: &Pair, slot: usize, keep_truth: bool) -> Result<Prepared, TrainError> {
+    /// One pair as modality `slot`: one sample, or one per tile when the modality is tiled (the
+    /// same tiles inference uses); `keep_truth` keeps each sample's full-size mask for validation.
+    pub fn prepare(&mut self, pair: &Pair, slot: usize, keep_truth: bool) -> Result<Vec<Prepared>, TrainError> {
         let sample = pair.load()?;
-        let model_input = preprocess::prepare(&sample.frame, self.shapes.input as u32);
+        let stats = sample.frame.stats();
+        let Some(tiling) = self.modalities.tiling(slot) else {
+            let whole = Tile { x: 0, y: 0, width: sample.frame.width, height: sample.frame.height };
+            return Ok(vec![self.prepare_one(pair, slot, &sample.frame, &sample.mask, (stats.min, stats.max), None, &whole, keep_truth)?]);
+        };
+        let plan = tiling.plan(sample.frame.width, sample.frame.height, self.shapes.input as u32);
+        let frame = tiling::scale_frame(&sample.frame, plan.scaled);
+        let mask = tiling::scale_mask(&sample.mask, plan.scaled);
+        plan.tiles
+            .iter()
+            .map(|tile| {
+                let (crop, crop_mask) = (tiling::crop_frame(&frame, tile), tiling::crop_mask(&mask, tile));
+                self.prepare_one(pair, slot, &crop, &crop_mask, (stats.min, stats.max), Some(plan.scaled), tile, keep_truth)
+            })
+            .collect()
+    }
+
+    /// One sample: `frame` normalised over `range`; `scaled` and `tile` name a tile in the cache.
+    #[allow(clippy::too_many_arguments)]
+    fn prepare_one(
+        &mut self,
+        pair: &Pair,
+        slot: usize,
+        frame: &Frame,
+        truth_mask: &Mask,
+        range: (f64, f64),
+        scaled: Option<(u32, u32)>,
+        tile: &Tile,
+        keep_truth: bool,
+    ) -> Result<Prepared, TrainError> {
+        let model_input = preprocess::prepare_in_range(frame, self.shapes.input as u32, range);
         let geometry = model_input.geometry;
-        let mask_geometry = Geometry::new(sample.frame.width, sample.frame.height, self.shapes.mask as u32);
-        let mask = preprocess::mask_to_input(&sample.mask, &mask_geometry);
+        let mask_geometry = Geometry::new(frame.width, frame.height, self.shapes.mask as u32);
+        let mask = preprocess::mask_to_input(truth_mask, &mask_geometry);
         let input = match &self.cache {
             Some(cache) => {
-                let (embedding, from_cache) = self.embedding(cache, pair, slot, model_input)?;
+                let tile_key = scaled
+                    .map(|(sw, sh)| format!("-t{}_{}_{}_{}-of{sw}x{sh}", tile.x, tile.y, tile.width, tile.height))
+                    .unwrap_or_default();
+                let (embedding, from_cache) = self.embedding(cache, pair, slot, &tile_key, model_input)?;
                 self.cached += usize::from(from_cache);
                 embedding
             }
             None => model_input.data,
         };
-        let truth = keep_truth.then(|| sample.mask.labels().to_vec());
+        let truth = keep_truth.then(|| truth_mask.labels().to_vec());
         Ok(Prepared { slot, mask, input, geometry, truth })
     }
 
@@ -97,11 +141,12 @@ impl<'a, B: Backend> Preparer<'a, B> {
         cache: &EmbeddingCache,
         pair: &Pair,
         slot: usize,
+        tile_key: &str,
         model_input: preprocess::ModelInput,
     ) -> Result<(Vec<f32>, bool), TrainError> {
         let hash = file_hash(&pair.image).map_err(|source| TrainError::Io { path: pair.image.clone(), source })?;
         let frame = if pair.frame > 0 { format!("-f{}", pair.frame) } else { String::new() };
-        let key = format!("{hash}{frame}-s{slot}-{}", self.shapes.input);
+        let key = format!("{hash}{frame}-s{slot}-{}{tile_key}", self.shapes.input);
         if let Some(embedding) = cache.get(&key, self.shapes.embedding_len()) {
             return Ok((embedding, true));
         }

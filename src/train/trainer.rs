@@ -134,7 +134,7 @@ pub fn train<B: AutodiffBackend>(
 
     let (train_pairs, validation_pairs) = split_pairs(config, &datasets, &model_config.modalities)?;
     let shapes = Shapes::of(&model_config);
-    let mut preparer = Preparer::new(config, model.valid().for_inference(), shapes, device)?;
+    let mut preparer = Preparer::new(config, model.valid().for_inference(), model_config.modalities.clone(), shapes, device)?;
     let total = train_pairs.len() + validation_pairs.len();
     let mut progress = |done, cached| on_event(&Event::Preparing { done, total, cached });
     let train_set = prepare_all(&mut preparer, &train_pairs, false, 0, control, &mut progress)?;
@@ -230,6 +230,14 @@ fn restore_or_start<B: AutodiffBackend>(
     for folder in datasets.training.iter().chain(datasets.validation.iter()) {
         model_config.modalities.add(&folder.modality)?;
     }
+    for (name, tiling) in &config.tiling {
+        if tiling.is_some() {
+            model_config.modalities.add(name)?;
+        }
+        if model_config.modalities.slot(name).is_ok() {
+            model_config.modalities.set_tiling(name, *tiling)?;
+        }
+    }
     Ok(Start { model, config: model_config, resume })
 }
 
@@ -274,7 +282,7 @@ fn prepare_all<B: Backend>(
         if control.is_stopped() {
             return Err(TrainError::StoppedEarly);
         }
-        prepared.push(preparer.prepare(pair, *slot, keep_truth)?);
+        prepared.extend(preparer.prepare(pair, *slot, keep_truth)?);
         progress(done_before + i + 1, preparer.cached);
     }
     Ok(prepared)
