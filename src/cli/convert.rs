@@ -2,13 +2,16 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
+use crate::imaging::nifti::{self, Voxels};
+use crate::imaging::series::single_series;
 use crate::imaging::{ImageSource, Window, write_display_png};
 
 #[derive(Debug, clap::Args)]
 pub struct ConvertArgs {
-    /// The image file.
+    /// The image file, or a folder holding one DICOM series.
     pub file: PathBuf,
-    /// The PNG to write (8-bit grey, or RGB for colour images).
+    /// The PNG to write (8-bit grey, or RGB for colour images); for a series, the NIfTI volume
+    /// to write (OUT.nii or OUT.nii.gz) in modality units with the series' geometry.
     pub out: PathBuf,
     /// Which frame to write (0-based).
     #[arg(long, default_value_t = 0)]
@@ -19,6 +22,9 @@ pub struct ConvertArgs {
 }
 
 pub fn run(args: &ConvertArgs) -> anyhow::Result<()> {
+    if args.file.is_dir() {
+        return convert_series(args);
+    }
     let source = ImageSource::open(&args.file)?;
     let frame = source.frame(args.frame)?;
     let window = args.window.unwrap_or_else(|| source.default_window(&frame));
@@ -38,6 +44,34 @@ pub fn run(args: &ConvertArgs) -> anyhow::Result<()> {
         args.frame,
         window.center,
         window.width
+    );
+    Ok(())
+}
+
+/// A folder's one DICOM series → a NIfTI volume (int16 when every value is a whole number that
+/// fits, else float32), voxel (i, j, k) = (column, row, sorted slice), RAS affine in sform and
+/// qform.
+fn convert_series(args: &ConvertArgs) -> anyhow::Result<()> {
+    let name = args.out.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
+    if !(name.ends_with(".nii") || name.ends_with(".nii.gz")) {
+        anyhow::bail!("{}: a series converts to a NIfTI volume: name the output OUT.nii or OUT.nii.gz", args.out.display());
+    }
+    let series = single_series(&args.file)?;
+    if series.slices.iter().any(|s| crate::imaging::is_same_file(&s.path, &args.out)) {
+        anyhow::bail!("{}: refusing to write over a file of the series", args.out.display());
+    }
+    for warning in &series.warnings {
+        eprintln!("warning: {}: {warning}", args.file.display());
+    }
+    let values = series.read_values()?;
+    let (columns, rows, slices) = series.shape();
+    let voxels = Voxels::from_values(values);
+    nifti::write(&args.out, [columns as usize, rows as usize, slices], &series.affine_ras(), &voxels)?;
+    let [x, y, z] = series.spacing();
+    println!(
+        "wrote {} ({columns}×{rows}×{slices} voxels of {x:.4}×{y:.4}×{z:.4} mm, {})",
+        args.out.display(),
+        if matches!(voxels, Voxels::I16(_)) { "int16" } else { "float32" }
     );
     Ok(())
 }

@@ -2,6 +2,7 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
+use crate::imaging::series::{Series, scan_folder};
 use crate::imaging::{FrameStats, ImageMeta, ImageSource};
 use crate::model::backend::Cpu;
 use crate::model::params::count;
@@ -10,7 +11,7 @@ use crate::model::weights::{self, Provenance};
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("what").required(true).args(["file", "model"])))]
 pub struct InfoArgs {
-    /// The image file.
+    /// The image file, or a folder of DICOM files (its series and other images are listed).
     pub file: Option<PathBuf>,
     /// Describe a model instead: parameter counts per part and its modalities. A record path
     /// (De-LightSAM NAME.bpk + NAME.json, or LiteMedSAM), or `default` for the shipped model.
@@ -29,6 +30,9 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
         return model_info(model, args.json);
     }
     let Some(file) = &args.file else { anyhow::bail!("give an image file or --model M") };
+    if file.is_dir() {
+        return folder_info(file, args.json);
+    }
     let source = ImageSource::open(file)?;
     let frame = source.frame(args.frame)?;
     let stats = frame.stats();
@@ -205,4 +209,63 @@ fn model_info(model: &std::path::Path, json: bool) -> anyhow::Result<()> {
 
 fn millions(n: usize) -> String {
     format!("{:.3}M", n as f64 / 1e6)
+}
+
+/// One series as `info --json` reports it: slices, spacing [x, y, z] mm, the RAS+ affine as
+/// nibabel reports it for the series converted to NIfTI.
+fn series_json(series: &Series) -> serde_json::Value {
+    let round = |v: f64| (v * 1e4).round() / 1e4;
+    let affine: Vec<Vec<f64>> = series.affine_ras().iter().map(|row| row.iter().map(|&v| round(v)).collect()).collect();
+    json!({
+        "series_uid": series.series_uid,
+        "description": series.description,
+        "modality": series.modality,
+        "columns": series.columns,
+        "rows": series.rows,
+        "slices": series.slices.len(),
+        "spacing": series.spacing().map(round),
+        "affine": affine,
+        "first_file": series.slices.first().map(|s| s.path.display().to_string()),
+        "warnings": series.warnings,
+    })
+}
+
+/// A folder: with one series, that series' facts at the top level; with several, a `series`
+/// list; plain images and unreadable files listed too.
+fn folder_info(dir: &std::path::Path, as_json: bool) -> anyhow::Result<()> {
+    let scan = scan_folder(dir)?;
+    let mut value = json!({
+        "path": dir.display().to_string(),
+        "series": scan.series.iter().map(series_json).collect::<Vec<_>>(),
+        "images": scan.images.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+        "unreadable": scan.unreadable.iter().map(|(p, why)| json!({"path": p.display().to_string(), "reason": why})).collect::<Vec<_>>(),
+    });
+    if let ([only], Some(object)) = (scan.series.as_slice(), value.as_object_mut()) {
+        if let Some(facts) = series_json(only).as_object() {
+            for (key, v) in facts {
+                object.insert(key.clone(), v.clone());
+            }
+        }
+    }
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    println!("{}: {} series, {} other image(s), {} unreadable file(s)", dir.display(), scan.series.len(), scan.images.len(), scan.unreadable.len());
+    for series in &scan.series {
+        let [x, y, z] = series.spacing();
+        println!(
+            "  {} {}: {}×{}×{} voxels of {x:.4}×{y:.4}×{z:.4} mm{}",
+            series.modality.as_deref().unwrap_or("?"),
+            series.description.as_deref().unwrap_or("(no description)"),
+            series.columns,
+            series.rows,
+            series.slices.len(),
+            series.warnings.iter().map(|w| format!("\n    warning: {w}")).collect::<String>()
+        );
+    }
+    for (path, why) in &scan.unreadable {
+        println!("  unreadable: {}: {why}", path.display());
+    }
+    Ok(())
 }

@@ -5,8 +5,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use crate::engine::propagate::{StopRule, propagate};
 use crate::engine::{DynAutoSegmenter, DynSegmenter};
-use crate::imaging::{ImageSource, Mask, write_mask_png};
+use crate::imaging::nifti::{self, Voxels};
+use crate::imaging::series::single_series;
+use crate::imaging::{Frame, ImageSource, Mask, write_mask_png};
 use crate::model::backend::BackendKind;
 use crate::model::modality;
 use crate::model::sp_generator::GRID_SIZE;
@@ -44,6 +47,14 @@ pub struct SegmentArgs {
     /// one whole image at the model's input size instead of in tiles at its own resolution.
     #[arg(long)]
     pub whole_image: bool,
+    /// The slice of a DICOM series folder to prompt (0-based, ascending along the slice
+    /// normal); the box is in that slice's pixel grid (x = column, y = row).
+    #[arg(long, requires = "bbox")]
+    pub slice: Option<usize>,
+    /// Carry the mask from --slice up and down through the series (LiteMedSAM prompted with
+    /// the previous slice's box) until the object vanishes; -o names a NIfTI label volume.
+    #[arg(long, requires = "slice")]
+    pub propagate: bool,
     /// Which frame of a multi-frame image (0-based).
     #[arg(long, default_value_t = 0)]
     pub frame: u32,
@@ -55,6 +66,9 @@ pub struct SegmentArgs {
 
 pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
     let prompts = Prompts { bbox: args.bbox, points: args.points.clone() };
+    if args.slice.is_some() {
+        return run_series(args, &prompts);
+    }
     if !prompts.is_empty() {
         if args.patch_grid.is_some() || args.save_patch_grid.is_some() {
             anyhow::bail!("patch grids belong to automatic segmentation (--modality), not to box/point prompts");
@@ -85,6 +99,69 @@ fn run_prompted(args: &SegmentArgs, prompts: &Prompts) -> anyhow::Result<()> {
         segmenter.device_name(),
         result.timings.encode.as_secs_f64() * 1e3,
         result.timings.decode.as_secs_f64() * 1e3,
+    );
+    Ok(())
+}
+
+/// A series folder prompted on one slice (and with --propagate, carried through the others)
+/// → a NIfTI label volume (uint8, 1 inside) with the series' geometry.
+fn run_series(args: &SegmentArgs, prompts: &Prompts) -> anyhow::Result<()> {
+    let (Some(start), Some(bbox)) = (args.slice, prompts.bbox) else {
+        anyhow::bail!("--slice needs --box x0,y0,x1,y1 on that slice");
+    };
+    let name = args.out.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
+    if !(name.ends_with(".nii") || name.ends_with(".nii.gz")) {
+        anyhow::bail!("{}: a series' labels are written as a NIfTI volume: name the output OUT.nii or OUT.nii.gz", args.out.display());
+    }
+    if !args.input.is_dir() {
+        anyhow::bail!("{}: --slice works on a folder holding one DICOM series", args.input.display());
+    }
+    let series = single_series(&args.input)?;
+    let (columns, rows, count) = series.shape();
+    if start >= count {
+        anyhow::bail!("--slice {start}: the series has {count} slices (0 to {})", count - 1);
+    }
+    let plane = columns as usize * rows as usize;
+    let values = series.read_values()?;
+    let slices: Vec<Frame> =
+        values.chunks_exact(plane).map(|data| Frame::from_values(columns, rows, 1, data.to_vec())).collect();
+    let record = args.model.clone().unwrap_or_else(weights::default_record_path);
+    let mut segmenter = DynSegmenter::load(args.backend, &record)?;
+    let key = args.input.display().to_string();
+    let bar = indicatif::ProgressBar::new(count as u64);
+    let mut progress = |done: usize| {
+        bar.set_position(done as u64);
+        true
+    };
+    let masks = if args.propagate {
+        propagate(&mut segmenter, &key, &slices, start, bbox, StopRule::default(), &mut progress)?
+    } else {
+        propagate(&mut segmenter, &key, &slices[start..=start], 0, bbox, StopRule::default(), &mut progress)?
+            .into_iter()
+            .map(|mut m| {
+                m.slice = start;
+                m
+            })
+            .collect()
+    };
+    bar.finish_and_clear();
+    let mut labels = vec![0u8; plane * count];
+    for m in &masks {
+        for (out, &label) in labels[m.slice * plane..(m.slice + 1) * plane].iter_mut().zip(m.mask.labels()) {
+            *out = u8::from(label != 0);
+        }
+    }
+    nifti::write(&args.out, [columns as usize, rows as usize, count], &series.affine_ras(), &Voxels::U8(labels))?;
+    let [x, y, z] = series.spacing();
+    let voxels: usize = masks.iter().map(|m| m.mask.foreground_count()).sum();
+    let (first, last) = (masks.first().map(|m| m.slice).unwrap_or(start), masks.last().map(|m| m.slice).unwrap_or(start));
+    println!(
+        "wrote {} ({} of {count} slices labelled, {first} to {last}; {voxels} voxels = {:.2} mL) on {} [{}]",
+        args.out.display(),
+        masks.len(),
+        voxels as f64 * x * y * z / 1000.0,
+        args.backend,
+        segmenter.device_name()
     );
     Ok(())
 }

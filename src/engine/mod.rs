@@ -4,6 +4,7 @@
 
 mod auto_segmenter;
 mod embedding_cache;
+pub mod propagate;
 mod segmenter;
 pub mod worker;
 

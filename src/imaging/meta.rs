@@ -79,6 +79,20 @@ pub struct ImageMeta {
     pub warnings: Vec<String>,
     /// MONOCHROME1: low values are bright. Applied at display, never to the pixels.
     pub invert_display: bool,
+    /// DICOM identifiers that place the file in its series (empty values as `None`); kept out of
+    /// `info`'s output.
+    #[serde(skip)]
+    pub dicom_ids: Option<DicomIds>,
+}
+
+/// Where a DICOM file belongs: its series, frame of reference and own instance.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DicomIds {
+    pub series_uid: Option<String>,
+    pub frame_of_reference_uid: Option<String>,
+    pub sop_instance_uid: Option<String>,
+    pub instance_number: Option<i64>,
+    pub series_description: Option<String>,
 }
 
 impl ImageMeta {

@@ -10,7 +10,9 @@ mod export;
 mod frame;
 mod mask;
 mod meta;
+pub mod nifti;
 mod raster;
+pub mod series;
 mod window;
 
 pub use error::ImageError;

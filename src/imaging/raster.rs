@@ -65,6 +65,7 @@ pub(super) fn open(path: &Path, head: &[u8]) -> Result<(ImageMeta, Frame), Image
         rescale_varies: false,
         modality_lut: None,
         orientation: None,
+        dicom_ids: None,
         positions: Vec::new(),
         warnings: Vec::new(),
         invert_display: false,

@@ -15,6 +15,7 @@ use super::guard::catch_codec_panic;
 use super::lengths;
 use super::lut::{ModalityTransform, check_rescale};
 use super::pixels::{DicomPixels, FrameTransforms, PixelLayout, SampleFormat};
+use crate::imaging::meta::DicomIds;
 use crate::imaging::{ImageError, ImageMeta, SourceFormat, TransferSyntaxInfo, Window, WindowPreset, raster};
 
 /// True when the file is DICOM by content ("DICM" after the preamble, or a bare data set starting
@@ -87,6 +88,19 @@ pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+/// The file's series, frame of reference and instance; blank values (seen in real series) are
+/// `None`.
+fn dicom_ids(obj: &DefaultDicomObject) -> DicomIds {
+    let text = |tag| attrs::string(obj, tag).map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    DicomIds {
+        series_uid: text(tags::SERIES_INSTANCE_UID),
+        frame_of_reference_uid: text(tags::FRAME_OF_REFERENCE_UID),
+        sop_instance_uid: text(tags::SOP_INSTANCE_UID),
+        instance_number: attrs::int(obj, tags::INSTANCE_NUMBER),
+        series_description: text(tags::SERIES_DESCRIPTION),
+    }
 }
 
 fn describe(path: &Path, obj: &DefaultDicomObject) -> Result<(ImageMeta, PixelLayout), ImageError> {
@@ -195,6 +209,7 @@ fn describe(path: &Path, obj: &DefaultDicomObject) -> Result<(ImageMeta, PixelLa
         orientation,
         positions,
         warnings,
+        dicom_ids: Some(dicom_ids(obj)),
     };
     Ok((meta, layout))
 }
