@@ -160,6 +160,21 @@ fn a_box_on_one_ct_slice_propagates_through_the_series() {
     assert!(String::from_utf8_lossy(&run.stderr).contains("NIfTI"));
 }
 
+/// Automatic segmentation of every slice of a series into one label volume on its grid.
+#[test]
+fn a_series_segmented_automatically_gives_a_label_volume_on_its_grid() {
+    let dir = shared("volumes/mr-series-oblique");
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("brain.nii");
+    let run = Command::new(env!("CARGO_BIN_EXE_delightsam")).args(["segment", s(&dir), "--modality", "mr", "-o", s(&out)]).output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let labels = read_nifti(&out);
+    assert_eq!((labels.dims, labels.datatype), ([80, 80, 40], 2));
+    assert!((labels.srow[0][1] - 1.0243).abs() < 1e-3 && (labels.srow[1][3] - 172.4887).abs() < 1e-3, "{:?}", labels.srow);
+    assert!(labels.data.iter().all(|&v| v <= 1));
+    assert!(String::from_utf8_lossy(&run.stdout).contains("of 40 slices labelled as mr"));
+}
+
 struct Nifti {
     dims: [usize; 3],
     datatype: i16,

@@ -37,7 +37,8 @@ pub struct SegmentArgs {
     /// Point prompt in image pixels: x,y (foreground) or x,y,neg (background). Repeatable.
     #[arg(long = "point", value_parser = parse_point)]
     pub points: Vec<PointPrompt>,
-    /// The mask PNG to write (0/255), or the output folder when the input is a folder.
+    /// The mask PNG to write (0/255), or the output folder when the input is a folder of images;
+    /// OUT.nii or OUT.nii.gz for a DICOM series folder (a label volume on the series' grid).
     #[arg(short, long)]
     pub out: PathBuf,
     /// Where the model runs.
@@ -75,6 +76,9 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
         }
         return run_prompted(args, &prompts);
     }
+    if args.input.is_dir() && is_nifti_name(&args.out) {
+        return run_series_auto(args);
+    }
     if args.input.is_dir() {
         return run_folder(args);
     }
@@ -109,8 +113,7 @@ fn run_series(args: &SegmentArgs, prompts: &Prompts) -> anyhow::Result<()> {
     let (Some(start), Some(bbox)) = (args.slice, prompts.bbox) else {
         anyhow::bail!("--slice needs --box x0,y0,x1,y1 on that slice");
     };
-    let name = args.out.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
-    if !(name.ends_with(".nii") || name.ends_with(".nii.gz")) {
+    if !is_nifti_name(&args.out) {
         anyhow::bail!("{}: a series' labels are written as a NIfTI volume: name the output OUT.nii or OUT.nii.gz", args.out.display());
     }
     if !args.input.is_dir() {
@@ -159,6 +162,59 @@ fn run_series(args: &SegmentArgs, prompts: &Prompts) -> anyhow::Result<()> {
         "wrote {} ({} of {count} slices labelled, {first} to {last}; {voxels} voxels = {:.2} mL) on {} [{}]",
         args.out.display(),
         masks.len(),
+        voxels as f64 * x * y * z / 1000.0,
+        args.backend,
+        segmenter.device_name()
+    );
+    Ok(())
+}
+
+fn is_nifti_name(path: &Path) -> bool {
+    let name = path.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
+    name.ends_with(".nii") || name.ends_with(".nii.gz")
+}
+
+/// A series folder segmented automatically slice by slice (De-LightSAM, --modality or the
+/// series' DICOM Modality) → a NIfTI label volume with the series' geometry.
+fn run_series_auto(args: &SegmentArgs) -> anyhow::Result<()> {
+    if args.patch_grid.is_some() || args.save_patch_grid.is_some() {
+        anyhow::bail!("--patch-grid and --save-patch-grid work on one image, not on a series");
+    }
+    let series = single_series(&args.input)?;
+    let mut segmenter = load_auto(args)?;
+    let name = match (&args.modality, series.modality.as_deref().and_then(modality::from_dicom)) {
+        (Some(name), _) => name.clone(),
+        (None, Some(name)) => name.to_string(),
+        (None, None) => anyhow::bail!(
+            "{}: give --modality NAME ({})",
+            args.input.display(),
+            segmenter.modalities().names.join(", ")
+        ),
+    };
+    let slot = segmenter.slot(&name)?;
+    let (columns, rows, count) = series.shape();
+    let plane = columns as usize * rows as usize;
+    let values = series.read_values()?;
+    let key = args.input.display().to_string();
+    let bar = indicatif::ProgressBar::new(count as u64);
+    let mut labels = vec![0u8; plane * count];
+    for (k, data) in values.chunks_exact(plane).enumerate() {
+        let frame = Frame::from_values(columns, rows, 1, data.to_vec());
+        let result = segmenter.segment(&format!("{key}#{k}"), &frame, slot, None)?;
+        for (out, &label) in labels[k * plane..(k + 1) * plane].iter_mut().zip(result.mask.labels()) {
+            *out = u8::from(label != 0);
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    nifti::write(&args.out, [columns as usize, rows as usize, count], &series.affine_ras(), &Voxels::U8(labels.clone()))?;
+    let [x, y, z] = series.spacing();
+    let voxels = labels.iter().filter(|&&l| l != 0).count();
+    let labelled = labels.chunks_exact(plane).filter(|s| s.iter().any(|&l| l != 0)).count();
+    println!(
+        "wrote {} ({labelled} of {count} slices labelled as {}; {voxels} voxels = {:.2} mL) on {} [{}]",
+        args.out.display(),
+        segmenter.modalities().name(slot).unwrap_or("?"),
         voxels as f64 * x * y * z / 1000.0,
         args.backend,
         segmenter.device_name()
