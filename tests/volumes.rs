@@ -119,6 +119,18 @@ fn info_reports_a_series_and_a_folder_of_several_is_refused_for_conversion() {
     let out = Command::new(env!("CARGO_BIN_EXE_delightsam")).args(["convert", s(mixed.path()), s(&target)]).output().unwrap();
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("2 series"));
     assert!(!target.exists());
+
+    // The same slices twice (two acquisitions at one place): listed, but no single volume.
+    let twice = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(shared("volumes/mr-series-oblique")).unwrap().take(3) {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        std::fs::copy(&path, twice.path().join(&name)).unwrap();
+        std::fs::copy(&path, twice.path().join(format!("copy-{name}"))).unwrap();
+    }
+    assert_eq!(scan_folder(twice.path()).unwrap().series.len(), 1);
+    let err = single_series(twice.path()).unwrap_err();
+    assert!(matches!(err, SeriesError::RepeatedPositions { repeated: 3, .. }), "{err}");
 }
 
 /// A liver box on one slice, carried through all 20 slices: 3-D Dice against the

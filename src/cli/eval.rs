@@ -101,7 +101,7 @@ fn evaluate_folder(
     let bar = indicatif::ProgressBar::new(pairs.len() as u64).with_message(name.clone());
     for pair in &pairs {
         let sample = pair.load()?;
-        let result = segmenter.segment(&pair.image.display().to_string(), &sample.frame, slot, None)?;
+        let result = segmenter.segment(&format!("{}#{}", pair.image.display(), pair.frame), &sample.frame, slot, None)?;
         let (w, h) = (sample.frame.width, sample.frame.height);
         let scores = metrics::score(result.mask.labels(), sample.mask.labels(), w, h);
         let seconds = (result.timings.encode + result.timings.decode).as_secs_f64();

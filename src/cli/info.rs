@@ -234,6 +234,9 @@ fn series_json(series: &Series) -> serde_json::Value {
 /// list; plain images and unreadable files listed too.
 fn folder_info(dir: &std::path::Path, as_json: bool) -> anyhow::Result<()> {
     let scan = scan_folder(dir)?;
+    if scan.series.is_empty() && scan.images.is_empty() && scan.unreadable.is_empty() {
+        anyhow::bail!("{}: the folder holds no files to describe", dir.display());
+    }
     let mut value = json!({
         "path": dir.display().to_string(),
         "series": scan.series.iter().map(series_json).collect::<Vec<_>>(),

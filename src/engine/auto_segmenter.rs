@@ -175,7 +175,7 @@ impl<B: Backend> AutoSegmenter<B> {
         let plan = tiling.plan(frame.width, frame.height, input);
         let stats = frame.stats();
         let scaled = tiling::scale_frame(frame, plan.scaled);
-        let mut blender = Blender::new(plan.scaled, tiling);
+        let mut blender = Blender::new(plan.scaled, tiling, input);
         let (mut encode, mut decode) = (Duration::ZERO, Duration::ZERO);
         for tile in &plan.tiles {
             let start = Instant::now();

@@ -88,6 +88,7 @@ pub fn propagate(
             previous = result.mask.clone();
             done.push(SliceMask { slice, mask: result.mask, predicted_iou: result.predicted_iou });
             if !progress(done.len()) {
+                done.sort_by_key(|s| s.slice);
                 return Ok(done);
             }
             k += step;

@@ -1,6 +1,6 @@
 //! NIfTI-1 output: a volume (i fastest, then j, then k) with its RAS affine in the sform and
-//! the qform (so readers that trust either place it right), `.nii` or `.nii.gz`, written
-//! atomically and never over a source.
+//! the qform (so readers that trust either place it right; for a sheared, gantry-tilted grid
+//! only the sform is exact), `.nii` or `.nii.gz`, written atomically.
 
 use std::io::Write;
 use std::path::Path;
@@ -52,6 +52,8 @@ impl Voxels {
 pub enum NiftiError {
     #[error("{} voxels given for a {}×{}×{} volume", given, shape[0], shape[1], shape[2])]
     Shape { given: usize, shape: [usize; 3] },
+    #[error("a {}×{}×{} volume does not fit NIfTI-1 (each side 1 to 32767)", shape[0], shape[1], shape[2])]
+    TooLarge { shape: [usize; 3] },
     #[error("{}: cannot write: {source}", path.display())]
     Write {
         path: std::path::PathBuf,
@@ -64,6 +66,9 @@ pub enum NiftiError {
 pub fn encode(shape: [usize; 3], affine_ras: &[[f64; 4]; 4], voxels: &Voxels) -> Result<Vec<u8>, NiftiError> {
     if voxels.len() != shape.iter().product::<usize>() {
         return Err(NiftiError::Shape { given: voxels.len(), shape });
+    }
+    if shape.iter().any(|&d| d == 0 || d > i16::MAX as usize) {
+        return Err(NiftiError::TooLarge { shape });
     }
     let mut h = vec![0u8; 348];
     let put_i32 = |h: &mut Vec<u8>, at: usize, v: i32| h[at..at + 4].copy_from_slice(&v.to_le_bytes());
@@ -166,8 +171,8 @@ fn quaternion(a: &[[f64; 4]; 4], zooms: [f64; 3]) -> ([f64; 6], f64) {
     ([b, c, d, a[0][3], a[1][3], a[2][3]], qfac)
 }
 
-/// Writes `voxels` as NIfTI-1 to `path` (gzip-compressed when it ends in `.gz`), atomically;
-/// refuses to write over `source`.
+/// Writes `voxels` as NIfTI-1 to `path` (gzip-compressed when it ends in `.gz`), atomically.
+/// Callers check that `path` is not one of their sources.
 pub fn write(path: &Path, shape: [usize; 3], affine_ras: &[[f64; 4]; 4], voxels: &Voxels) -> Result<(), NiftiError> {
     let bytes = encode(shape, affine_ras, voxels)?;
     let bytes = if path.extension().is_some_and(|e| e == "gz") {

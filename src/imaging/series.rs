@@ -63,8 +63,10 @@ pub enum SeriesError {
     },
     #[error("{}: no DICOM series in the folder ({images} other image(s), {unreadable} unreadable file(s))", path.display())]
     NoSeries { path: PathBuf, images: usize, unreadable: usize },
-    #[error("{}: the folder holds {count} series; name one (see `delightsam info {}`)", path.display(), path.display())]
+    #[error("{}: the folder holds {count} series; put the one to use in a folder of its own (`delightsam info {}` lists them)", path.display(), path.display())]
     SeveralSeries { path: PathBuf, count: usize },
+    #[error("{}: {repeated} slice(s) share a position with another (several acquisitions in one series?); a volume needs one slice per position", path.display())]
+    RepeatedPositions { path: PathBuf, repeated: usize },
     #[error(transparent)]
     Image(#[from] ImageError),
 }
@@ -130,6 +132,12 @@ impl Series {
         a
     }
 
+    /// How many slices share their position along the normal with the slice before them.
+    pub fn repeated_positions(&self) -> usize {
+        let normal = self.normal();
+        self.slices.windows(2).filter(|w| (dot(w[1].position, normal) - dot(w[0].position, normal)).abs() < 1e-3).count()
+    }
+
     /// The series' size as (columns, rows, slices).
     pub fn shape(&self) -> (u32, u32, usize) {
         (self.columns, self.rows, self.slices.len())
@@ -184,14 +192,20 @@ pub fn scan_folder(dir: &Path) -> Result<FolderScan, SeriesError> {
     Ok(scan)
 }
 
-/// The one series in `dir`, or a clear error when there is none or more than one.
+/// The one series in `dir` as a volume, or a clear error when there is none, more than one, or
+/// its slices repeat positions (cine, echoes: no single volume).
 pub fn single_series(dir: &Path) -> Result<Series, SeriesError> {
     let mut scan = scan_folder(dir)?;
-    match scan.series.len() {
-        0 => Err(SeriesError::NoSeries { path: dir.to_path_buf(), images: scan.images.len(), unreadable: scan.unreadable.len() }),
-        1 => Ok(scan.series.remove(0)),
-        count => Err(SeriesError::SeveralSeries { path: dir.to_path_buf(), count }),
+    let series = match scan.series.len() {
+        0 => return Err(SeriesError::NoSeries { path: dir.to_path_buf(), images: scan.images.len(), unreadable: scan.unreadable.len() }),
+        1 => scan.series.remove(0),
+        count => return Err(SeriesError::SeveralSeries { path: dir.to_path_buf(), count }),
+    };
+    let repeated = series.repeated_positions();
+    if repeated > 0 {
+        return Err(SeriesError::RepeatedPositions { path: dir.to_path_buf(), repeated });
     }
+    Ok(series)
 }
 
 /// Groups files into series: by Series Instance UID, or (when it is blank, as in some real
@@ -216,7 +230,7 @@ fn group(metas: Vec<ImageMeta>) -> (Vec<Series>, Vec<PathBuf>) {
             "{}x{}|{}|{:?}",
             meta.cols,
             meta.rows,
-            o.iter().map(|v| format!("{:.4}", v)).collect::<Vec<_>>().join(","),
+            o.iter().map(|v| format!("{:.4}", (v * 1e4).round() / 1e4 + 0.0)).collect::<Vec<_>>().join(","),
             meta.pixel_spacing.map(|(a, b)| (format!("{a:.4}"), format!("{b:.4}")))
         );
         let key = match (&ids.series_uid, &ids.frame_of_reference_uid) {

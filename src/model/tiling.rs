@@ -54,7 +54,7 @@ impl Tiling {
             }
             _ => (width.max(1), height.max(1)),
         };
-        let overlap = self.overlap.min(tile / 2);
+        let overlap = self.effective_overlap(tile);
         let xs = positions(scaled.0, tile, overlap);
         let ys = positions(scaled.1, tile, overlap);
         let tiles = ys
@@ -64,6 +64,13 @@ impl Tiling {
             })
             .collect();
         TilePlan { scaled, tiles }
+    }
+}
+
+impl Tiling {
+    /// The overlap actually used with `tile`-sized tiles (at most half a tile).
+    pub fn effective_overlap(&self, tile: u32) -> u32 {
+        self.overlap.min(tile / 2)
     }
 }
 
@@ -143,9 +150,10 @@ pub struct Blender {
 }
 
 impl Blender {
-    pub fn new(size: (u32, u32), tiling: &Tiling) -> Self {
+    /// For an image of `size` cut by `tiling` into `tile`-sized tiles.
+    pub fn new(size: (u32, u32), tiling: &Tiling, tile: u32) -> Self {
         let n = size.0 as usize * size.1 as usize;
-        let ramp = (tiling.overlap as f32 / 2.0).max(1.0);
+        let ramp = (tiling.effective_overlap(tile) as f32 / 2.0).max(1.0);
         Self { width: size.0 as usize, height: size.1 as usize, ramp, sum: vec![0.0; n], weight: vec![0.0; n] }
     }
 
@@ -217,7 +225,7 @@ mod tests {
         let tiling = Tiling { long_side: None, overlap: 64 };
         let plan = tiling.plan(448, 256, 256);
         assert_eq!(plan.tiles.len(), 2);
-        let mut blender = Blender::new(plan.scaled, &tiling);
+        let mut blender = Blender::new(plan.scaled, &tiling, 256);
         for (i, t) in plan.tiles.iter().enumerate() {
             let v = if i == 0 { 1.0 } else { 3.0 };
             blender.add(t, &vec![v; (t.width * t.height) as usize]);

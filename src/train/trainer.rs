@@ -230,13 +230,10 @@ fn restore_or_start<B: AutodiffBackend>(
     for folder in datasets.training.iter().chain(datasets.validation.iter()) {
         model_config.modalities.add(&folder.modality)?;
     }
+    // A modality to (un)tile must be one the model or the data has: a typo is an error, not a
+    // new slot.
     for (name, tiling) in &config.tiling {
-        if tiling.is_some() {
-            model_config.modalities.add(name)?;
-        }
-        if model_config.modalities.slot(name).is_ok() {
-            model_config.modalities.set_tiling(name, *tiling)?;
-        }
+        model_config.modalities.set_tiling(name, *tiling)?;
     }
     Ok(Start { model, config: model_config, resume })
 }
