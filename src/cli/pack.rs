@@ -10,9 +10,10 @@ pub struct PackArgs {
     /// Where to write the compact record (its .json is written beside it).
     #[arg(short, long)]
     pub out: PathBuf,
-    /// The LiteMedSAM record the model's encoder equals; the packed model reads it at load time.
-    #[arg(long, default_value = weights::LITEMEDSAM_RECORD)]
-    pub encoder: PathBuf,
+    /// The LiteMedSAM record the model's encoder equals; the packed model reads it at load time
+    /// (default: the shipped one, found beside the program as the models are).
+    #[arg(long)]
+    pub encoder: Option<PathBuf>,
 }
 
 pub fn run(args: &PackArgs) -> anyhow::Result<()> {
@@ -24,7 +25,8 @@ pub fn run(args: &PackArgs) -> anyhow::Result<()> {
     );
     let device = Default::default();
     let (model, config) = weights::load_delightsam::<Cpu>(&args.model, &device)?;
-    weights::save_delightsam_head(&model, &config, &args.out, &args.encoder)?;
+    let encoder = args.encoder.clone().unwrap_or_else(weights::default_record_path);
+    weights::save_delightsam_head(&model, &config, &args.out, &encoder)?;
     let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len() as f64 / 1e6).unwrap_or(0.0);
     println!(
         "packed {} ({:.1} MB) → {} ({:.1} MB: SP-Generator and QM-Decoder in f16; encoder from {})",
@@ -32,7 +34,7 @@ pub fn run(args: &PackArgs) -> anyhow::Result<()> {
         size(&args.model),
         args.out.display(),
         size(&args.out),
-        args.encoder.display()
+        encoder.display()
     );
     Ok(())
 }
