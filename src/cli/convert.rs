@@ -52,8 +52,7 @@ pub fn run(args: &ConvertArgs) -> anyhow::Result<()> {
 /// fits, else float32), voxel (i, j, k) = (column, row, sorted slice), RAS affine in sform and
 /// qform.
 fn convert_series(args: &ConvertArgs) -> anyhow::Result<()> {
-    let name = args.out.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
-    if !(name.ends_with(".nii") || name.ends_with(".nii.gz")) {
+    if !nifti::is_nifti_path(&args.out) {
         anyhow::bail!("{}: a series converts to a NIfTI volume: name the output OUT.nii or OUT.nii.gz", args.out.display());
     }
     let series = single_series(&args.file)?;

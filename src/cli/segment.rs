@@ -7,9 +7,9 @@ use anyhow::Context;
 
 use crate::engine::propagate::{StopRule, propagate};
 use crate::engine::{DynAutoSegmenter, DynSegmenter};
-use crate::imaging::nifti::{self, Voxels};
+use crate::imaging::nifti;
 use crate::imaging::series::single_series;
-use crate::imaging::{Frame, ImageSource, Mask, write_mask_png};
+use crate::imaging::{ImageSource, Mask, write_mask_png};
 use crate::model::backend::BackendKind;
 use crate::model::modality;
 use crate::model::sp_generator::GRID_SIZE;
@@ -76,7 +76,7 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
         }
         return run_prompted(args, &prompts);
     }
-    if args.input.is_dir() && is_nifti_name(&args.out) {
+    if args.input.is_dir() && nifti::is_nifti_path(&args.out) {
         return run_series_auto(args);
     }
     if args.input.is_dir() {
@@ -113,7 +113,7 @@ fn run_series(args: &SegmentArgs, prompts: &Prompts) -> anyhow::Result<()> {
     let (Some(start), Some(bbox)) = (args.slice, prompts.bbox) else {
         anyhow::bail!("--slice needs --box x0,y0,x1,y1 on that slice");
     };
-    if !is_nifti_name(&args.out) {
+    if !nifti::is_nifti_path(&args.out) {
         anyhow::bail!("{}: a series' labels are written as a NIfTI volume: name the output OUT.nii or OUT.nii.gz", args.out.display());
     }
     if !args.input.is_dir() {
@@ -124,40 +124,28 @@ fn run_series(args: &SegmentArgs, prompts: &Prompts) -> anyhow::Result<()> {
     if start >= count {
         anyhow::bail!("--slice {start}: the series has {count} slices (0 to {})", count - 1);
     }
-    let plane = columns as usize * rows as usize;
-    let values = series.read_values()?;
-    let slices: Vec<Frame> =
-        values.chunks_exact(plane).map(|data| Frame::from_values(columns, rows, 1, data.to_vec())).collect();
+    let slices = series.read_frames()?;
     let record = args.model.clone().unwrap_or_else(weights::default_record_path);
     let mut segmenter = DynSegmenter::load(args.backend, &record)?;
     let key = args.input.display().to_string();
-    let bar = indicatif::ProgressBar::new(count as u64);
-    let mut progress = |done: usize| {
-        bar.set_position(done as u64);
-        true
-    };
-    let masks = if args.propagate {
-        propagate(&mut segmenter, &key, &slices, start, bbox, StopRule::default(), &mut progress)?
+    let masks: Vec<(usize, Mask)> = if args.propagate {
+        let bar = indicatif::ProgressBar::new(count as u64);
+        let mut progress = |done: usize| {
+            bar.set_position(done as u64);
+            true
+        };
+        let masks = propagate(&mut segmenter, &key, &slices, start, bbox, StopRule::default(), &mut progress)?;
+        bar.finish_and_clear();
+        masks.into_iter().map(|m| (m.slice, m.mask)).collect()
     } else {
-        propagate(&mut segmenter, &key, &slices[start..=start], 0, bbox, StopRule::default(), &mut progress)?
-            .into_iter()
-            .map(|mut m| {
-                m.slice = start;
-                m
-            })
-            .collect()
+        let prompts = Prompts { bbox: Some(bbox), points: Vec::new() };
+        vec![(start, segmenter.segment(&format!("{key}#{start}"), &slices[start], &prompts)?.mask)]
     };
-    bar.finish_and_clear();
-    let mut labels = vec![0u8; plane * count];
-    for m in &masks {
-        for (out, &label) in labels[m.slice * plane..(m.slice + 1) * plane].iter_mut().zip(m.mask.labels()) {
-            *out = u8::from(label != 0);
-        }
-    }
-    nifti::write(&args.out, [columns as usize, rows as usize, count], &series.affine_ras(), &Voxels::U8(labels))?;
+    let shape = [columns as usize, rows as usize, count];
+    let (labels, voxels, _) = nifti::label_volume(shape, masks.iter().map(|(k, m)| (*k, m.labels())));
+    nifti::write(&args.out, shape, &series.affine_ras(), &labels)?;
     let [x, y, z] = series.spacing();
-    let voxels: usize = masks.iter().map(|m| m.mask.foreground_count()).sum();
-    let (first, last) = (masks.first().map(|m| m.slice).unwrap_or(start), masks.last().map(|m| m.slice).unwrap_or(start));
+    let (first, last) = (masks.first().map(|m| m.0).unwrap_or(start), masks.last().map(|m| m.0).unwrap_or(start));
     println!(
         "wrote {} ({} of {count} slices labelled, {first} to {last}; {voxels} voxels = {:.2} mL) on {} [{}]",
         args.out.display(),
@@ -167,11 +155,6 @@ fn run_series(args: &SegmentArgs, prompts: &Prompts) -> anyhow::Result<()> {
         segmenter.device_name()
     );
     Ok(())
-}
-
-fn is_nifti_name(path: &Path) -> bool {
-    let name = path.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
-    name.ends_with(".nii") || name.ends_with(".nii.gz")
 }
 
 /// A series folder segmented automatically slice by slice (De-LightSAM, --modality or the
@@ -193,24 +176,18 @@ fn run_series_auto(args: &SegmentArgs) -> anyhow::Result<()> {
     };
     let slot = segmenter.slot(&name)?;
     let (columns, rows, count) = series.shape();
-    let plane = columns as usize * rows as usize;
-    let values = series.read_values()?;
     let key = args.input.display().to_string();
     let bar = indicatif::ProgressBar::new(count as u64);
-    let mut labels = vec![0u8; plane * count];
-    for (k, data) in values.chunks_exact(plane).enumerate() {
-        let frame = Frame::from_values(columns, rows, 1, data.to_vec());
-        let result = segmenter.segment(&format!("{key}#{k}"), &frame, slot, None)?;
-        for (out, &label) in labels[k * plane..(k + 1) * plane].iter_mut().zip(result.mask.labels()) {
-            *out = u8::from(label != 0);
-        }
+    let mut masks = Vec::with_capacity(count);
+    for (k, frame) in series.read_frames()?.iter().enumerate() {
+        masks.push(segmenter.segment(&format!("{key}#{k}"), frame, slot, None)?.mask);
         bar.inc(1);
     }
     bar.finish_and_clear();
-    nifti::write(&args.out, [columns as usize, rows as usize, count], &series.affine_ras(), &Voxels::U8(labels.clone()))?;
+    let shape = [columns as usize, rows as usize, count];
+    let (labels, voxels, labelled) = nifti::label_volume(shape, masks.iter().enumerate().map(|(k, m)| (k, m.labels())));
+    nifti::write(&args.out, shape, &series.affine_ras(), &labels)?;
     let [x, y, z] = series.spacing();
-    let voxels = labels.iter().filter(|&&l| l != 0).count();
-    let labelled = labels.chunks_exact(plane).filter(|s| s.iter().any(|&l| l != 0)).count();
     println!(
         "wrote {} ({labelled} of {count} slices labelled as {}; {voxels} voxels = {:.2} mL) on {} [{}]",
         args.out.display(),

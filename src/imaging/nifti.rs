@@ -171,6 +171,27 @@ fn quaternion(a: &[[f64; 4]; 4], zooms: [f64; 3]) -> ([f64; 6], f64) {
     ([b, c, d, a[0][3], a[1][3], a[2][3]], qfac)
 }
 
+/// Whether `path` names a NIfTI file (`.nii` or `.nii.gz`, any case).
+pub fn is_nifti_path(path: &Path) -> bool {
+    let name = path.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
+    name.ends_with(".nii") || name.ends_with(".nii.gz")
+}
+
+/// A uint8 label volume on `shape` from per-slice masks (nonzero → 1; slices without a mask stay
+/// 0), and how many voxels and slices are labelled.
+pub fn label_volume<'a>(shape: [usize; 3], masks: impl IntoIterator<Item = (usize, &'a [u8])>) -> (Voxels, usize, usize) {
+    let plane = shape[0] * shape[1];
+    let mut labels = vec![0u8; plane * shape[2]];
+    for (slice, mask) in masks {
+        for (out, &label) in labels[slice * plane..(slice + 1) * plane].iter_mut().zip(mask) {
+            *out = u8::from(label != 0);
+        }
+    }
+    let voxels = labels.iter().filter(|&&l| l != 0).count();
+    let slices = labels.chunks_exact(plane.max(1)).filter(|s| s.iter().any(|&l| l != 0)).count();
+    (Voxels::U8(labels), voxels, slices)
+}
+
 /// Writes `voxels` as NIfTI-1 to `path` (gzip-compressed when it ends in `.gz`), atomically.
 /// Callers check that `path` is not one of their sources.
 pub fn write(path: &Path, shape: [usize; 3], affine_ras: &[[f64; 4]; 4], voxels: &Voxels) -> Result<(), NiftiError> {
