@@ -56,6 +56,19 @@ fn label_at(p: vec2<f32>, size: vec2<i32>) -> u32 {
     return textureLoad(mask, q, 0).r;
 }
 
+// Label 1 is mask_color; the others cycle through the DICOM SEG export's palette
+// (imaging/dicom_seg.rs default_rgb).
+fn label_color(label: u32) -> vec3<f32> {
+    var palette = array<vec3<f32>, 8>(
+        vec3<f32>(1.0, 0.275, 0.196), vec3<f32>(0.235, 0.706, 0.294), vec3<f32>(0.0, 0.510, 0.784),
+        vec3<f32>(0.961, 0.510, 0.188), vec3<f32>(0.569, 0.118, 0.706), vec3<f32>(0.275, 0.941, 0.941),
+        vec3<f32>(0.941, 0.196, 0.902), vec3<f32>(0.824, 0.961, 0.235));
+    if (label == 1u) {
+        return params.mask_color.rgb;
+    }
+    return palette[(label - 1u) % 8u];
+}
+
 fn windowed(v: f32) -> f32 {
     let low = params.center - 0.5 * params.width;
     let t = clamp((v - low) / max(params.width, 1e-6), 0.0, 1.0);
@@ -77,13 +90,18 @@ fn fs_main(in: VertexOut) -> @location(0) vec4<f32> {
     if (params.show_mask > 0.5) {
         let here = label_at(p, size);
         let d = max(params.pixels_per_screen_pixel * 1.5, 0.0);
-        let edge = here != label_at(p + vec2<f32>(d, 0.0), size) || here != label_at(p - vec2<f32>(d, 0.0), size)
-            || here != label_at(p + vec2<f32>(0.0, d), size) || here != label_at(p - vec2<f32>(0.0, d), size);
+        let right = label_at(p + vec2<f32>(d, 0.0), size);
+        let left = label_at(p - vec2<f32>(d, 0.0), size);
+        let down = label_at(p + vec2<f32>(0.0, d), size);
+        let up = label_at(p - vec2<f32>(0.0, d), size);
+        let edge = here != right || here != left || here != down || here != up;
         if (here != 0u) {
-            rgb = mix(rgb, params.mask_color.rgb, params.opacity);
+            rgb = mix(rgb, label_color(here), params.opacity);
         }
         if (edge) {
-            rgb = mix(rgb, params.mask_color.rgb, 0.9);
+            // The outline takes the colour of the labelled side.
+            let outline = max(max(here, right), max(max(left, down), up));
+            rgb = mix(rgb, label_color(select(outline, here, here != 0u)), 0.9);
         }
     }
     // egui paints in gamma space on a plain target; an sRGB target wants linear values.

@@ -166,7 +166,7 @@ fn a_box_on_one_ct_slice_propagates_through_the_series() {
 
     // A slice outside the series and a PNG output are refused clearly.
     let run = Command::new(env!("CARGO_BIN_EXE_delightsam")).args(["segment", s(&dir), "--slice", "20", "--box", "1,1,9,9", "-o", s(&out)]).output().unwrap();
-    assert!(String::from_utf8_lossy(&run.stderr).contains("the series has 20 slices"));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("the volume has 20 slices"));
     let png = out_dir.path().join("x.png");
     let run = Command::new(env!("CARGO_BIN_EXE_delightsam")).args(["segment", s(&dir), "--slice", "3", "--box", "1,1,9,9", "-o", s(&png)]).output().unwrap();
     assert!(String::from_utf8_lossy(&run.stderr).contains("NIfTI"));

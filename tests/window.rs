@@ -472,3 +472,72 @@ fn zoom_pan_window_level_and_frames() {
     opened(&mut harness);
     assert!(harness.state().annotate.mask().unwrap() == &painted, "frame 0's stroke comes back");
 }
+
+/// A folder holding one CT series (dcmqi's three slices) opens as one volume; the arrow key
+/// moves through its slices; a box on the middle slice is propagated as label 1, a brush
+/// stroke is drawn as label 2; Ctrl+S writes the label NIfTI beside the folder and a DICOM SEG
+/// with one segment per label, which the reference reader (highdicom) reads back.
+#[test]
+fn a_ct_series_opens_as_one_volume_with_two_labels_exported_as_nifti_and_seg() {
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let series = work.path().join("ct3");
+    std::fs::create_dir(&series).unwrap();
+    for entry in std::fs::read_dir(shared("volumes/seg/dcmqi-ct-3slice/source")).unwrap() {
+        copy_to(&series, &entry.unwrap().path());
+    }
+    let mut harness = app(Some(series.clone()), home.path(), false);
+    opened(&mut harness);
+    let meta = harness.state().annotate.shown().unwrap().0.meta().clone();
+    assert_eq!((meta.frames, meta.format.name()), (3, "DICOM series"));
+    assert!(harness.state().annotate.worklist().is_none(), "one volume, not a worklist of slices");
+    harness.key_press(Key::ArrowUp);
+    harness.step();
+    opened(&mut harness);
+    assert_eq!(harness.state().annotate.shown().unwrap().1, 1);
+
+    // Label 1: a liver box, propagated through the slices.
+    harness.state_mut().annotate.set_tool(Tool::Box);
+    drag(&mut harness, pos2(80.0, 146.0), pos2(349.0, 365.0), Modifiers::NONE);
+    assert!(wait_for_engine(&mut harness, Duration::from_secs(300)));
+    {
+        let app = harness.state_mut();
+        app.annotate.propagate(&app.shared);
+    }
+    harness.step();
+    assert!(wait_for_engine(&mut harness, Duration::from_secs(300)));
+    harness.run_steps(2);
+    assert_eq!(harness.state().error(), None);
+    assert!(harness.state().annotate.mask().unwrap().labels().iter().filter(|&&l| l == 1).count() > 20_000);
+
+    // Label 2: a brush stroke beside it, on this slice only.
+    harness.state_mut().settings_mut().active_label = 2;
+    harness.state_mut().settings_mut().brush_radius = 4.0;
+    harness.state_mut().annotate.set_tool(Tool::Brush);
+    drag(&mut harness, pos2(400.0, 100.0), pos2(440.0, 100.0), Modifiers::NONE);
+    let mask = harness.state().annotate.mask().unwrap().clone();
+    let label2 = mask.labels().iter().filter(|&&l| l == 2).count();
+    assert!(label2 > 100, "label 2 painted: {label2}");
+
+    harness.key_press_modifiers(Modifiers::COMMAND, Key::S);
+    harness.step();
+    assert_eq!(harness.state().error(), None);
+    let (nii, seg) = (work.path().join("ct3_mask.nii.gz"), work.path().join("ct3_seg.dcm"));
+    let labels = delightsam::imaging::nifti::read(&nii).unwrap();
+    assert_eq!(labels.shape, [512, 512, 3]);
+    let count = |k: usize, label: f32| labels.values[k * 512 * 512..(k + 1) * 512 * 512].iter().filter(|&&v| v == label).count();
+    assert!((0..3).all(|k| count(k, 1.0) > 20_000), "label 1 on every slice");
+    assert_eq!((count(0, 2.0), count(1, 2.0), count(2, 2.0)), (0, label2, 0));
+    assert!(seg.is_file(), "a DICOM SEG beside the NIfTI");
+    let python = std::env::var_os("DELIGHTSAM_REFERENCE_PYTHON").unwrap_or_else(|| "python3".into());
+    let out = std::process::Command::new(python)
+        .arg(common::root().join("tests/reference/volume_exports.py"))
+        .args(["seg", seg.to_str().unwrap(), series.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "highdicom could not read the SEG: {}", String::from_utf8_lossy(&out.stderr));
+    let facts: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let labels: Vec<&str> = facts["segments"].as_array().unwrap().iter().map(|s| s["label"].as_str().unwrap()).collect();
+    assert_eq!(labels, ["Label 1", "Label 2"]);
+    assert_eq!(facts["frames"], 4, "label 1 on three slices, label 2 on one");
+}

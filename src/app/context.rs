@@ -60,6 +60,10 @@ pub struct Shared {
     /// ends, never per frame.
     models: Vec<ModelFile>,
     models_checked_for: Option<Vec<PathBuf>>,
+    /// The automatic model's modalities, read from its config when `settings.auto_model`
+    /// changes (never per frame), for the modality list.
+    modalities: Vec<String>,
+    modalities_for: Option<Option<PathBuf>>,
     commands: Vec<Command>,
 }
 
@@ -82,6 +86,8 @@ impl Shared {
             automatic,
             models: Vec::new(),
             models_checked_for: None,
+            modalities: Vec::new(),
+            modalities_for: None,
             commands: Vec::new(),
         }
     }
@@ -139,6 +145,22 @@ impl Shared {
     pub fn recheck_models(&mut self) {
         self.models_checked_for = None;
         self.check_models_if_changed();
+    }
+
+    /// The modalities the automatic model knows (its config beside the record; the built-in
+    /// names for a LiteMedSAM record or an unreadable config).
+    pub fn modality_names(&mut self) -> &[String] {
+        if self.modalities_for.as_ref() != Some(&self.settings.auto_model) {
+            let record = self.settings.auto_model.clone().unwrap_or_else(crate::model::weights::default_starting_record);
+            let names = (crate::model::weights::is_delightsam(&record))
+                .then(|| crate::model::weights::load_delightsam_config(&record).ok())
+                .flatten()
+                .map(|config| config.modalities.names)
+                .filter(|names| !names.is_empty());
+            self.modalities = names.unwrap_or_else(|| crate::model::modality::BUILT_IN.iter().map(|n| n.to_string()).collect());
+            self.modalities_for = Some(self.settings.auto_model.clone());
+        }
+        &self.modalities
     }
 
     /// Checks the model files when the list differs from the one last checked (a comparison

@@ -30,6 +30,11 @@ pub struct Settings {
     pub trained_models: Vec<PathBuf>,
     /// Where the Trainer tab trains.
     pub train_backend: BackendKind,
+    /// The label value (1–255) that brush, fill, lasso and AI results write.
+    pub active_label: u8,
+    /// Brush, fill, lasso and AI results change only background and the active label's
+    /// pixels, never another label's.
+    pub protect_other_labels: bool,
 }
 
 impl Default for Settings {
@@ -46,6 +51,8 @@ impl Default for Settings {
             modality: "dermoscopy".into(),
             trained_models: Vec::new(),
             train_backend: BackendKind::Cpu,
+            active_label: 1,
+            protect_other_labels: true,
         }
     }
 }

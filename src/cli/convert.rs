@@ -3,12 +3,12 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use crate::imaging::nifti::{self, Voxels};
-use crate::imaging::series::single_series;
+use crate::imaging::volume::{Volume, is_volume_path};
 use crate::imaging::{ImageSource, Window, write_display_png};
 
 #[derive(Debug, clap::Args)]
 pub struct ConvertArgs {
-    /// The image file, or a folder holding one DICOM series.
+    /// The image file, or a volume: a folder holding one DICOM series, or a NIfTI file.
     pub file: PathBuf,
     /// The PNG to write (8-bit grey, or RGB for colour images); for a series, the NIfTI volume
     /// to write (OUT.nii or OUT.nii.gz) in modality units with the series' geometry.
@@ -22,8 +22,8 @@ pub struct ConvertArgs {
 }
 
 pub fn run(args: &ConvertArgs) -> anyhow::Result<()> {
-    if args.file.is_dir() {
-        return convert_series(args);
+    if is_volume_path(&args.file) {
+        return convert_volume(args);
     }
     let source = ImageSource::open(&args.file)?;
     let frame = source.frame(args.frame)?;
@@ -48,25 +48,24 @@ pub fn run(args: &ConvertArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A folder's one DICOM series → a NIfTI volume (int16 when every value is a whole number that
-/// fits, else float32), voxel (i, j, k) = (column, row, sorted slice), RAS affine in sform and
-/// qform.
-fn convert_series(args: &ConvertArgs) -> anyhow::Result<()> {
+/// A volume (a folder's one DICOM series, or a NIfTI file) → a NIfTI volume (int16 when every
+/// value is a whole number that fits, else float32), voxel (i, j, k) = (column, row, sorted
+/// slice) for a series, RAS affine in sform and qform.
+fn convert_volume(args: &ConvertArgs) -> anyhow::Result<()> {
     if !nifti::is_nifti_path(&args.out) {
-        anyhow::bail!("{}: a series converts to a NIfTI volume: name the output OUT.nii or OUT.nii.gz", args.out.display());
+        anyhow::bail!("{}: a volume converts to a NIfTI volume: name the output OUT.nii or OUT.nii.gz", args.out.display());
     }
-    let series = single_series(&args.file)?;
-    if series.slices.iter().any(|s| crate::imaging::is_same_file(&s.path, &args.out)) {
-        anyhow::bail!("{}: refusing to write over a file of the series", args.out.display());
+    let volume = Volume::open(&args.file)?;
+    if volume.is_source(&args.out) {
+        anyhow::bail!("{}: refusing to write over a file of the input", args.out.display());
     }
-    for warning in &series.warnings {
+    for warning in &volume.warnings {
         eprintln!("warning: {}: {warning}", args.file.display());
     }
-    let values = series.read_values()?;
-    let (columns, rows, slices) = series.shape();
-    let voxels = Voxels::from_values(values);
-    nifti::write(&args.out, [columns as usize, rows as usize, slices], &series.affine_ras(), &voxels)?;
-    let [x, y, z] = series.spacing();
+    let [columns, rows, slices] = volume.shape;
+    let [x, y, z] = volume.spacing();
+    let voxels = Voxels::from_values(volume.values);
+    nifti::write(&args.out, volume.shape, &volume.affine_ras, &voxels)?;
     println!(
         "wrote {} ({columns}×{rows}×{slices} voxels of {x:.4}×{y:.4}×{z:.4} mm, {})",
         args.out.display(),

@@ -2,6 +2,7 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
+use crate::imaging::nifti;
 use crate::imaging::series::{Series, scan_folder};
 use crate::imaging::{FrameStats, ImageMeta, ImageSource};
 use crate::model::backend::Cpu;
@@ -11,7 +12,8 @@ use crate::model::weights::{self, Provenance};
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("what").required(true).args(["file", "model"])))]
 pub struct InfoArgs {
-    /// The image file, or a folder of DICOM files (its series and other images are listed).
+    /// The image file, a NIfTI volume, or a folder of DICOM files (its series and other images
+    /// are listed).
     pub file: Option<PathBuf>,
     /// Describe a model instead: parameter counts per part and its modalities. A record path
     /// (De-LightSAM NAME.bpk + NAME.json, or LiteMedSAM), or `default` for the shipped model.
@@ -32,6 +34,9 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
     let Some(file) = &args.file else { anyhow::bail!("give an image file or --model M") };
     if file.is_dir() {
         return folder_info(file, args.json);
+    }
+    if nifti::is_nifti_path(file) {
+        return nifti_info(file, args.json);
     }
     let source = ImageSource::open(file)?;
     let frame = source.frame(args.frame)?;
@@ -214,8 +219,7 @@ fn millions(n: usize) -> String {
 /// One series as `info --json` reports it: slices, spacing [x, y, z] mm, the RAS+ affine as
 /// nibabel reports it for the series converted to NIfTI.
 fn series_json(series: &Series) -> serde_json::Value {
-    let round = |v: f64| (v * 1e4).round() / 1e4;
-    let affine: Vec<Vec<f64>> = series.affine_ras().iter().map(|row| row.iter().map(|&v| round(v)).collect()).collect();
+    let affine: Vec<Vec<f64>> = series.affine_ras().iter().map(|row| row.iter().map(|&v| round4(v)).collect()).collect();
     json!({
         "series_uid": series.series_uid,
         "description": series.description,
@@ -223,11 +227,53 @@ fn series_json(series: &Series) -> serde_json::Value {
         "columns": series.columns,
         "rows": series.rows,
         "slices": series.slices.len(),
-        "spacing": series.spacing().map(round),
+        "spacing": series.spacing().map(round4),
         "affine": affine,
         "first_file": series.slices.first().map(|s| s.path.display().to_string()),
         "warnings": series.warnings,
     })
+}
+
+fn round4(v: f64) -> f64 {
+    (v * 1e4).round() / 1e4
+}
+
+/// A NIfTI volume: shape, `slices`, `spacing` [x, y, z] mm, the RAS+ affine nibabel reports
+/// (and whether it came from the sform, the qform or the shape alone), value range.
+fn nifti_info(path: &std::path::Path, as_json: bool) -> anyhow::Result<()> {
+    let volume = nifti::read(path)?;
+    let (min, max) = volume.values.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    let column = |c: usize| (0..3).map(|r| volume.affine_ras[r][c].powi(2)).sum::<f64>().sqrt();
+    let spacing = [column(0), column(1), column(2)];
+    let affine: Vec<Vec<f64>> = volume.affine_ras.iter().map(|row| row.iter().map(|&v| round4(v)).collect()).collect();
+    let value = json!({
+        "path": path.display().to_string(),
+        "format": "NIfTI-1",
+        "description": volume.description,
+        "shape": volume.shape,
+        "slices": volume.shape[2],
+        "spacing": spacing.map(round4),
+        "affine": affine,
+        "affine_from": volume.affine_source,
+        "integer": volume.integer,
+        "min": min,
+        "max": max,
+        "warnings": volume.warnings,
+    });
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    let [nx, ny, nz] = volume.shape;
+    println!("{}: NIfTI-1, {nx}×{ny}×{nz} voxels of {:.4}×{:.4}×{:.4} mm, values {min} … {max}", path.display(), spacing[0], spacing[1], spacing[2]);
+    println!("  RAS affine (from the {}):", volume.affine_source);
+    for row in &affine {
+        println!("    {row:?}");
+    }
+    for warning in &volume.warnings {
+        println!("  warning: {warning}");
+    }
+    Ok(())
 }
 
 /// A folder: with one series, that series' facts at the top level; with several, a `series`

@@ -7,8 +7,9 @@ use anyhow::Context;
 
 use crate::engine::propagate::{StopRule, propagate};
 use crate::engine::{DynAutoSegmenter, DynSegmenter};
+use crate::imaging::dicom_seg::{self, SegmentAlgorithm, SegmentInfo};
 use crate::imaging::nifti;
-use crate::imaging::series::single_series;
+use crate::imaging::volume::Volume;
 use crate::imaging::{ImageSource, Mask, write_mask_png};
 use crate::model::backend::BackendKind;
 use crate::model::modality;
@@ -18,7 +19,8 @@ use crate::model::{PointPrompt, Prompts};
 
 #[derive(Debug, clap::Args)]
 pub struct SegmentArgs {
-    /// The image (DICOM, PNG, JPEG, TIFF or BMP), or a folder of images (automatic mode).
+    /// The image (DICOM, PNG, JPEG, TIFF or BMP), a folder of images (automatic mode), or a
+    /// volume: a folder holding one DICOM series, or a NIfTI file (.nii, .nii.gz).
     pub input: PathBuf,
     /// Automatic segmentation as this modality (dermoscopy, x-ray, fundus, colonoscopy,
     /// ultrasound, microscopy, ct, mr, electron-microscopy, or one the model was trained with). For DICOM files it
@@ -38,7 +40,8 @@ pub struct SegmentArgs {
     #[arg(long = "point", value_parser = parse_point)]
     pub points: Vec<PointPrompt>,
     /// The mask PNG to write (0/255), or the output folder when the input is a folder of images;
-    /// OUT.nii or OUT.nii.gz for a DICOM series folder (a label volume on the series' grid).
+    /// for a volume, OUT.nii or OUT.nii.gz (a label volume on its grid) or, for a DICOM
+    /// series, OUT.dcm (a DICOM SEG referencing the series' images).
     #[arg(short, long)]
     pub out: PathBuf,
     /// Where the model runs.
@@ -48,8 +51,9 @@ pub struct SegmentArgs {
     /// one whole image at the model's input size instead of in tiles at its own resolution.
     #[arg(long)]
     pub whole_image: bool,
-    /// The slice of a DICOM series folder to prompt (0-based, ascending along the slice
-    /// normal); the box is in that slice's pixel grid (x = column, y = row).
+    /// The slice of a volume to prompt (0-based; a DICOM series' slices ascending along the
+    /// normal, a NIfTI file's third axis as stored); the box is in that slice's pixel grid
+    /// (x = column / first axis, y = row / second axis).
     #[arg(long, requires = "bbox")]
     pub slice: Option<usize>,
     /// Carry the mask from --slice up and down through the series (LiteMedSAM prompted with
@@ -68,7 +72,7 @@ pub struct SegmentArgs {
 pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
     let prompts = Prompts { bbox: args.bbox, points: args.points.clone() };
     if args.slice.is_some() {
-        return run_series(args, &prompts);
+        return run_volume(args, &prompts);
     }
     if !prompts.is_empty() {
         if args.patch_grid.is_some() || args.save_patch_grid.is_some() {
@@ -76,8 +80,8 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
         }
         return run_prompted(args, &prompts);
     }
-    if args.input.is_dir() && nifti::is_nifti_path(&args.out) {
-        return run_series_auto(args);
+    if nifti::is_nifti_path(&args.input) || (args.input.is_dir() && (nifti::is_nifti_path(&args.out) || dicom_seg::is_seg_path(&args.out))) {
+        return run_volume_auto(args);
     }
     if args.input.is_dir() {
         return run_folder(args);
@@ -107,24 +111,18 @@ fn run_prompted(args: &SegmentArgs, prompts: &Prompts) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A series folder prompted on one slice (and with --propagate, carried through the others)
-/// → a NIfTI label volume (uint8, 1 inside) with the series' geometry.
-fn run_series(args: &SegmentArgs, prompts: &Prompts) -> anyhow::Result<()> {
+/// A volume (DICOM series folder or NIfTI file) prompted on one slice, and with --propagate
+/// carried through the others → a label volume on the volume's grid.
+fn run_volume(args: &SegmentArgs, prompts: &Prompts) -> anyhow::Result<()> {
     let (Some(start), Some(bbox)) = (args.slice, prompts.bbox) else {
         anyhow::bail!("--slice needs --box x0,y0,x1,y1 on that slice");
     };
-    if !nifti::is_nifti_path(&args.out) {
-        anyhow::bail!("{}: a series' labels are written as a NIfTI volume: name the output OUT.nii or OUT.nii.gz", args.out.display());
-    }
-    if !args.input.is_dir() {
-        anyhow::bail!("{}: --slice works on a folder holding one DICOM series", args.input.display());
-    }
-    let series = single_series(&args.input)?;
-    let (columns, rows, count) = series.shape();
+    let volume = open_volume(args)?;
+    let count = volume.slice_count();
     if start >= count {
-        anyhow::bail!("--slice {start}: the series has {count} slices (0 to {})", count - 1);
+        anyhow::bail!("--slice {start}: the volume has {count} slices (0 to {})", count - 1);
     }
-    let slices = series.read_frames()?;
+    let slices = volume.frames();
     let record = args.model.clone().unwrap_or_else(weights::default_record_path);
     let mut segmenter = DynSegmenter::load(args.backend, &record)?;
     let key = args.input.display().to_string();
@@ -141,31 +139,29 @@ fn run_series(args: &SegmentArgs, prompts: &Prompts) -> anyhow::Result<()> {
         let prompts = Prompts { bbox: Some(bbox), points: Vec::new() };
         vec![(start, segmenter.segment(&format!("{key}#{start}"), &slices[start], &prompts)?.mask)]
     };
-    let shape = [columns as usize, rows as usize, count];
-    let (labels, voxels, _) = nifti::label_volume(shape, masks.iter().map(|(k, m)| (*k, m.labels())));
-    nifti::write(&args.out, shape, &series.affine_ras(), &labels)?;
-    let [x, y, z] = series.spacing();
+    let labels = label_map(volume.shape, masks.iter().map(|(k, m)| (*k, m.labels())));
+    let how = if args.propagate { "propagated from a box (LiteMedSAM)" } else { "from a box (LiteMedSAM)" };
+    let summary = write_labels(args, &volume, &labels, &SegmentInfo::new(1, "Segment 1", SegmentAlgorithm::SemiAutomatic, how))?;
     let (first, last) = (masks.first().map(|m| m.0).unwrap_or(start), masks.last().map(|m| m.0).unwrap_or(start));
     println!(
-        "wrote {} ({} of {count} slices labelled, {first} to {last}; {voxels} voxels = {:.2} mL) on {} [{}]",
+        "wrote {} ({} of {count} slices labelled, {first} to {last}; {summary}) on {} [{}]",
         args.out.display(),
         masks.len(),
-        voxels as f64 * x * y * z / 1000.0,
         args.backend,
         segmenter.device_name()
     );
     Ok(())
 }
 
-/// A series folder segmented automatically slice by slice (De-LightSAM, --modality or the
-/// series' DICOM Modality) → a NIfTI label volume with the series' geometry.
-fn run_series_auto(args: &SegmentArgs) -> anyhow::Result<()> {
+/// A volume segmented automatically slice by slice (De-LightSAM, --modality or the series'
+/// DICOM Modality) → a label volume on the volume's grid.
+fn run_volume_auto(args: &SegmentArgs) -> anyhow::Result<()> {
     if args.patch_grid.is_some() || args.save_patch_grid.is_some() {
-        anyhow::bail!("--patch-grid and --save-patch-grid work on one image, not on a series");
+        anyhow::bail!("--patch-grid and --save-patch-grid work on one image, not on a volume");
     }
-    let series = single_series(&args.input)?;
+    let volume = open_volume(args)?;
     let mut segmenter = load_auto(args)?;
-    let name = match (&args.modality, series.modality.as_deref().and_then(modality::from_dicom)) {
+    let name = match (&args.modality, volume.modality.as_deref().and_then(modality::from_dicom)) {
         (Some(name), _) => name.clone(),
         (None, Some(name)) => name.to_string(),
         (None, None) => anyhow::bail!(
@@ -175,28 +171,77 @@ fn run_series_auto(args: &SegmentArgs) -> anyhow::Result<()> {
         ),
     };
     let slot = segmenter.slot(&name)?;
-    let (columns, rows, count) = series.shape();
+    let count = volume.slice_count();
     let key = args.input.display().to_string();
     let bar = indicatif::ProgressBar::new(count as u64);
     let mut masks = Vec::with_capacity(count);
-    for (k, frame) in series.read_frames()?.iter().enumerate() {
-        masks.push(segmenter.segment(&format!("{key}#{k}"), frame, slot, None)?.mask);
+    for k in 0..count {
+        masks.push(segmenter.segment(&format!("{key}#{k}"), &volume.slice(k), slot, None)?.mask);
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let shape = [columns as usize, rows as usize, count];
-    let (labels, voxels, labelled) = nifti::label_volume(shape, masks.iter().enumerate().map(|(k, m)| (k, m.labels())));
-    nifti::write(&args.out, shape, &series.affine_ras(), &labels)?;
-    let [x, y, z] = series.spacing();
+    let labels = label_map(volume.shape, masks.iter().enumerate().map(|(k, m)| (k, m.labels())));
+    let modality = segmenter.modalities().name(slot).unwrap_or("?").to_string();
+    let how = format!("automatic De-LightSAM, {modality}");
+    let summary = write_labels(args, &volume, &labels, &SegmentInfo::new(1, &modality, SegmentAlgorithm::Automatic, &how))?;
     println!(
-        "wrote {} ({labelled} of {count} slices labelled as {}; {voxels} voxels = {:.2} mL) on {} [{}]",
+        "wrote {} ({} of {count} slices labelled as {modality}; {summary}) on {} [{}]",
         args.out.display(),
-        segmenter.modalities().name(slot).unwrap_or("?"),
-        voxels as f64 * x * y * z / 1000.0,
+        labels.chunks_exact(volume.shape[0] * volume.shape[1]).filter(|s| s.iter().any(|&l| l != 0)).count(),
         args.backend,
         segmenter.device_name()
     );
     Ok(())
+}
+
+/// The input as a volume, after checking that the output names a label volume format and is
+/// not one of the input's files.
+fn open_volume(args: &SegmentArgs) -> anyhow::Result<Volume> {
+    let dicom_out = dicom_seg::is_seg_path(&args.out);
+    if !nifti::is_nifti_path(&args.out) && !dicom_out {
+        anyhow::bail!(
+            "{}: a volume's labels are written as NIfTI (OUT.nii, OUT.nii.gz) or DICOM SEG (OUT.dcm)",
+            args.out.display()
+        );
+    }
+    let volume = Volume::open(&args.input)?;
+    if volume.is_source(&args.out) {
+        anyhow::bail!("{}: refusing to write over a file of the input", args.out.display());
+    }
+    if dicom_out {
+        let Some(series) = volume.series() else {
+            anyhow::bail!("{}: a DICOM SEG references DICOM images; a NIfTI input's labels go to OUT.nii.gz", args.out.display());
+        };
+        dicom_seg::check_series(series).with_context(|| format!("cannot write {}", args.out.display()))?;
+    }
+    for warning in &volume.warnings {
+        eprintln!("warning: {}: {warning}", args.input.display());
+    }
+    Ok(volume)
+}
+
+/// A u8 label map on `shape` from per-slice masks (nonzero → 1).
+fn label_map<'a>(shape: [usize; 3], masks: impl IntoIterator<Item = (usize, &'a [u8])>) -> Vec<u8> {
+    let plane = shape[0] * shape[1];
+    let mut labels = vec![0u8; plane * shape[2]];
+    for (slice, mask) in masks {
+        for (out, &label) in labels[slice * plane..(slice + 1) * plane].iter_mut().zip(mask) {
+            *out = u8::from(label != 0);
+        }
+    }
+    labels
+}
+
+/// Writes `labels` as NIfTI or DICOM SEG (by the output's name); returns "N voxels = V mL".
+fn write_labels(args: &SegmentArgs, volume: &Volume, labels: &[u8], segment: &SegmentInfo) -> anyhow::Result<String> {
+    let voxels = labels.iter().filter(|&&l| l != 0).count();
+    if dicom_seg::is_seg_path(&args.out) {
+        let series = volume.series().context("a DICOM SEG needs a DICOM series")?;
+        dicom_seg::write(&args.out, series, labels, std::slice::from_ref(segment))?;
+    } else {
+        nifti::write(&args.out, volume.shape, &volume.affine_ras, &nifti::Voxels::U8(labels.to_vec()))?;
+    }
+    Ok(format!("{voxels} voxels = {:.2} mL", voxels as f64 * volume.voxel_volume_ml()))
 }
 
 fn load_auto(args: &SegmentArgs) -> anyhow::Result<DynAutoSegmenter> {

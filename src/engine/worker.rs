@@ -47,6 +47,11 @@ pub enum Request {
     /// Encode these image files' first frames when idle, in this order (replaces the previous
     /// list): the worklist's neighbours of the shown image.
     EncodeAhead { paths: Vec<PathBuf> },
+    /// Carry a box on slice `start` of a volume up and down through its slices (LiteMedSAM,
+    /// each slice prompted with the previous one's mask box). `image` is the shown slice;
+    /// the volume's slices are keyed `<path>#<slice>` in the embedding cache. A request
+    /// arriving meanwhile cancels it (the slices done so far are answered).
+    Propagate { image: ImageId, source: Arc<crate::imaging::ImageSource>, start: usize, bbox: [f32; 4] },
     /// Load LiteMedSAM and run it once on a made-up image, so that kernel compilation and
     /// autotuning (GPU) happen now rather than on the user's first click.
     WarmUp,
@@ -55,7 +60,10 @@ pub enum Request {
 impl Request {
     fn image(&self) -> Option<&ImageId> {
         match self {
-            Request::Prepare { image, .. } | Request::Prompt { image, .. } | Request::Auto { image, .. } => Some(image),
+            Request::Prepare { image, .. }
+            | Request::Prompt { image, .. }
+            | Request::Auto { image, .. }
+            | Request::Propagate { image, .. } => Some(image),
             Request::Configure { .. } | Request::Uncertainty { .. } | Request::EncodeAhead { .. } | Request::WarmUp => None,
         }
     }
@@ -82,6 +90,9 @@ pub enum Reply {
     EncodedAhead { path: PathBuf, took: Duration },
     /// The warm-up ran: the model is loaded and its kernels are compiled.
     WarmedUp { took: Duration },
+    /// A propagation's masks, by slice (the start slice included), sorted; `cancelled` when a
+    /// newer request stopped it early.
+    Propagated { image: ImageId, masks: Vec<(usize, Mask)>, took: Duration, cancelled: bool },
 }
 
 /// The UI's handle on the engine thread. Dropping it ends the thread.
@@ -217,6 +228,43 @@ impl Engine {
             Request::Auto { image, frame, modality, grid } => self.auto(image, &frame, &modality, grid.as_ref()),
             Request::EncodeAhead { paths } => self.ahead = paths.into(),
             Request::WarmUp => self.warm_up(),
+            Request::Propagate { image, source, start, bbox } => match source.volume() {
+                Some(volume) => {
+                    let key = source.path().display().to_string();
+                    self.propagate(image, &key, &volume.frames(), start, bbox)
+                }
+                None => self.reply(Reply::Error { image: Some(image), message: "propagation needs a volume".into() }),
+            },
+        }
+    }
+
+    fn propagate(&mut self, image: ImageId, volume_key: &str, slices: &[Frame], start: usize, bbox: [f32; 4]) {
+        if !self.ensure_prompt_model(Some(&image)) {
+            return;
+        }
+        let started = Instant::now();
+        let stop = self.stop_signal();
+        let (outbox, total) = (self.outbox.clone(), slices.len());
+        let mut cancelled = false;
+        let mut progress = |done: usize| {
+            if stop() {
+                cancelled = true;
+                return false;
+            }
+            let what = format!("Propagating through the slices: {done} of at most {total}…");
+            if outbox.send(Reply::Busy { image: Some(image.clone()), what }).is_ok() {
+                (self.wake)();
+            }
+            true
+        };
+        let Some(model) = self.prompt_model.as_mut() else { return };
+        let rule = super::propagate::StopRule::default();
+        match super::propagate::propagate(model, volume_key, slices, start, bbox, rule, &mut progress) {
+            Ok(masks) => {
+                let masks = masks.into_iter().map(|m| (m.slice, m.mask)).collect();
+                self.reply(Reply::Propagated { image, masks, took: started.elapsed(), cancelled });
+            }
+            Err(e) => self.reply_error(Some(image), &e),
         }
     }
 

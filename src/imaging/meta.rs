@@ -13,6 +13,9 @@ pub enum SourceFormat {
     Tiff,
     Bmp,
     Dicom,
+    /// A folder's DICOM series, opened as one volume.
+    DicomSeries,
+    Nifti,
 }
 
 impl SourceFormat {
@@ -23,6 +26,8 @@ impl SourceFormat {
             Self::Tiff => "TIFF",
             Self::Bmp => "BMP",
             Self::Dicom => "DICOM",
+            Self::DicomSeries => "DICOM series",
+            Self::Nifti => "NIfTI",
         }
     }
 }

@@ -12,7 +12,9 @@ mod mask;
 mod meta;
 pub mod nifti;
 mod raster;
+pub mod dicom_seg;
 pub mod series;
+pub mod volume;
 mod window;
 
 pub use error::ImageError;
@@ -40,6 +42,8 @@ enum Pixels {
     Raster(Frame),
     /// DICOM frames are decoded on request, so a large multi-frame file opens quickly.
     Dicom(Box<dicom::DicomPixels>),
+    /// A volume's slices are its frames.
+    Volume(std::sync::Arc<volume::Volume>),
 }
 
 impl ImageSource {
@@ -76,6 +80,67 @@ impl ImageSource {
         match &self.pixels {
             Pixels::Raster(frame) => Ok(frame.clone()),
             Pixels::Dicom(pixels) => pixels.frame(&self.meta, index),
+            Pixels::Volume(volume) => {
+                let mut frame = volume.slice(index as usize);
+                frame.display_range = volume.value_range();
+                Ok(frame)
+            }
+        }
+    }
+
+    /// A volume (a folder holding one DICOM series, or a NIfTI file) whose frames are its
+    /// slices, with one window for all of them.
+    pub fn open_volume(path: &Path) -> Result<Self, volume::VolumeError> {
+        Ok(Self::from_volume(volume::Volume::open(path)?))
+    }
+
+    pub fn from_volume(volume: volume::Volume) -> Self {
+        let [nx, ny, nz] = volume.shape;
+        let spacing = volume.spacing();
+        let series = volume.series();
+        // A series keeps its first slice's window presets (CT's named windows); otherwise one
+        // window over the bulk of the volume's values.
+        let first_slice = series.and_then(|s| s.slices.first()).and_then(|s| ImageSource::open(&s.path).ok());
+        let windows = match first_slice.as_ref().map(|s| s.meta().windows.clone()) {
+            Some(windows) if !windows.is_empty() => windows,
+            _ => vec![WindowPreset { window: volume.robust_window(), name_index: None }],
+        };
+        let meta = ImageMeta {
+            path: match &volume.origin {
+                volume::VolumeOrigin::Series(_) => series.and_then(|s| s.slices.first()).and_then(|s| s.path.parent()).map(Path::to_path_buf).unwrap_or_default(),
+                volume::VolumeOrigin::Nifti(path) => path.clone(),
+            },
+            format: if series.is_some() { SourceFormat::DicomSeries } else { SourceFormat::Nifti },
+            modality: volume.modality.clone(),
+            rows: ny as u32,
+            cols: nx as u32,
+            frames: nz as u32,
+            channels: 1,
+            photometric: "MONOCHROME2".into(),
+            bits_allocated: first_slice.as_ref().map_or(32, |s| s.meta().bits_allocated),
+            bits_stored: first_slice.as_ref().map_or(32, |s| s.meta().bits_stored),
+            signed: true,
+            transfer_syntax: first_slice.as_ref().and_then(|s| s.meta().transfer_syntax.clone()),
+            pixel_spacing: Some((spacing[1], spacing[0])),
+            windows,
+            window_names: first_slice.as_ref().map(|s| s.meta().window_names.clone()).unwrap_or_default(),
+            rescale: None,
+            rescale_varies: false,
+            modality_lut: None,
+            orientation: series.map(|s| s.orientation),
+            positions: series.map(|s| s.slices.iter().map(|s| s.position).collect()).unwrap_or_default(),
+            warnings: volume.warnings.clone(),
+            invert_display: first_slice.as_ref().is_some_and(|s| s.meta().invert_display),
+            dicom_ids: None,
+        };
+        Self { meta, pixels: Pixels::Volume(std::sync::Arc::new(volume)) }
+    }
+
+    /// The volume this source shows slice by slice, if it is one.
+    pub fn volume(&self) -> Option<&volume::Volume> {
+        match &self.pixels {
+            Pixels::Volume(volume) => Some(volume),
+            _ => None,
         }
     }
 

@@ -1,4 +1,4 @@
-//! NIfTI-1 output: a volume (i fastest, then j, then k) with its RAS affine in the sform and
+//! NIfTI-1 input ([`read`]) and output: a volume (i fastest, then j, then k) with its RAS affine in the sform and
 //! the qform (so readers that trust either place it right; for a sheared, gantry-tilted grid
 //! only the sform is exact), `.nii` or `.nii.gz`, written atomically.
 
@@ -6,6 +6,9 @@ use std::io::Write;
 use std::path::Path;
 
 use super::export::write_atomic;
+
+mod read;
+pub use read::{NiftiReadError, NiftiVolume, read};
 
 /// Voxel values as stored.
 pub enum Voxels {

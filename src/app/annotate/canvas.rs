@@ -6,7 +6,7 @@ use egui::{Color32, PointerButton, Pos2, Rect, Sense, Stroke, Vec2, pos2};
 
 use super::document::{Document, GRID_CELLS, MASK_COLOR};
 use super::gpu_view::{CompositeCallback, MAX_SIDE, SharedUploads};
-use super::tools::{self, FOREGROUND, PixelRect, Tool};
+use super::tools::{self, PixelRect, Tool};
 use crate::app::settings::Settings;
 use crate::imaging::{Mask, Window};
 
@@ -151,7 +151,7 @@ impl Canvas {
         if let Some(p) = pointer.filter(|_| matches!(tool, Tool::Brush | Tool::Eraser)) {
             painter.circle_stroke(p, settings.brush_radius * zoom, Stroke::new(1.0, Color32::from_white_alpha(180)));
         }
-        let action = self.tool_input(ui, &response, doc, tool, settings.brush_radius);
+        let action = self.tool_input(ui, &response, doc, tool, settings.brush_radius, settings.active_label.max(1));
         if let Some(g) = &self.gesture {
             draw_gesture(&painter, g, &to_screen);
         }
@@ -229,7 +229,7 @@ impl Canvas {
         false
     }
 
-    fn tool_input(&mut self, ui: &egui::Ui, response: &egui::Response, doc: &mut Document, tool: Tool, radius: f32) -> Option<CanvasAction> {
+    fn tool_input(&mut self, ui: &egui::Ui, response: &egui::Response, doc: &mut Document, tool: Tool, radius: f32, active: u8) -> Option<CanvasAction> {
         let press_origin = ui.input(|i| i.pointer.press_origin());
         let shift = ui.input(|i| i.modifiers.shift);
         let view = &self.view;
@@ -240,7 +240,7 @@ impl Canvas {
             let start = image_pos(press_origin).or(now);
             self.gesture = start.and_then(|start| match tool {
                 Tool::Brush | Tool::Eraser => {
-                    let label = if tool == Tool::Brush { FOREGROUND } else { 0 };
+                    let label = if tool == Tool::Brush { active } else { 0 };
                     let before = doc.mask.clone();
                     let changed = tools::paint_segment(&mut doc.mask, (start.x, start.y), (start.x, start.y), radius, label);
                     doc.mark_dirty(changed);
@@ -280,7 +280,7 @@ impl Canvas {
                 Some(Gesture::Stroke { before, changed, .. }) => return Some(CanvasAction::Edited { before, rect: changed }),
                 Some(Gesture::Lasso { points }) => {
                     let before = doc.mask.clone();
-                    let label = if shift { 0 } else { FOREGROUND };
+                    let label = if shift { 0 } else { active };
                     let polygon: Vec<(f32, f32)> = points.iter().map(|p| (p.x, p.y)).collect();
                     let rect = tools::fill_polygon(&mut doc.mask, &polygon, label);
                     return Some(CanvasAction::Edited { before, rect });
@@ -298,11 +298,11 @@ impl Canvas {
             return match tool {
                 Tool::Brush | Tool::Eraser => {
                     let before = doc.mask.clone();
-                    let label = if tool == Tool::Brush { FOREGROUND } else { 0 };
+                    let label = if tool == Tool::Brush { active } else { 0 };
                     let rect = tools::paint_segment(&mut doc.mask, (p.x, p.y), (p.x, p.y), radius, label);
                     Some(CanvasAction::Edited { before, rect })
                 }
-                Tool::Fill => Some(CanvasAction::Fill { x: p.x, y: p.y, label: if shift { 0 } else { FOREGROUND } }),
+                Tool::Fill => Some(CanvasAction::Fill { x: p.x, y: p.y, label: if shift { 0 } else { active } }),
                 Tool::Points => {
                     let (w, h) = doc.size();
                     let inside = p.x >= 0.0 && p.y >= 0.0 && p.x < w as f32 && p.y < h as f32;

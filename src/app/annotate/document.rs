@@ -16,8 +16,35 @@ use crate::model::sp_generator::GRID_SIZE;
 /// The patch grid De-LightSAM prompts itself with: cells per side over its square input.
 pub const GRID_CELLS: u32 = GRID_SIZE as u32;
 
-/// The overlay colour of foreground pixels.
+/// The overlay colour of foreground pixels (label 1).
 pub const MASK_COLOR: Color32 = Color32::from_rgb(255, 70, 50);
+
+/// The overlay colour of a label value: label 1 is [`MASK_COLOR`], the others cycle through
+/// the DICOM SEG export's palette (the shader has the same table).
+pub fn label_color(label: u8) -> Color32 {
+    let [r, g, b] = crate::imaging::dicom_seg::default_rgb(label);
+    Color32::from_rgb(r, g, b)
+}
+
+/// `result` (nonzero = inside) written into `mask` as `label`: the label's old pixels outside
+/// the result are cleared; with `protect`, other labels' pixels stay as they are.
+pub fn merge_label(mask: &Mask, result: &Mask, label: u8, protect: bool) -> Option<Mask> {
+    if (mask.width(), mask.height()) != (result.width(), result.height()) {
+        return None;
+    }
+    let labels = mask
+        .labels()
+        .iter()
+        .zip(result.labels())
+        .map(|(&old, &new)| match (new != 0, old) {
+            (true, old) if protect && old != 0 && old != label => old,
+            (true, _) => label,
+            (false, old) if old == label => 0,
+            (false, old) => old,
+        })
+        .collect();
+    Mask::from_labels(mask.width(), mask.height(), labels)
+}
 
 pub struct Document {
     pub source: Arc<ImageSource>,
@@ -102,6 +129,11 @@ impl Document {
     /// The LiteMedSAM request for this image's prompts; `preview` while a box is dragged.
     pub fn prompt_request(&self, preview: bool) -> Request {
         Request::Prompt { image: self.id.clone(), frame: self.frame.clone(), prompts: self.prompts.clone(), preview }
+    }
+
+    /// The mask from before the box previews now shown, if any.
+    pub fn preview_base(&self) -> Option<&Mask> {
+        self.preview_base.as_ref()
     }
 
     /// Shows `mask` (a box being dragged) without an undo step; the next `replace_mask` makes
@@ -196,6 +228,6 @@ impl Document {
 
 /// RGBA overlay pixels for `rect` of the mask: the mask colour where labelled, else clear.
 fn overlay_pixels(mask: &Mask, rect: PixelRect) -> ColorImage {
-    let pixels = rect.labels_of(mask).into_iter().map(|label| if label != 0 { MASK_COLOR } else { Color32::TRANSPARENT }).collect();
+    let pixels = rect.labels_of(mask).into_iter().map(|label| if label != 0 { label_color(label) } else { Color32::TRANSPARENT }).collect();
     ColorImage::new([rect.width() as usize, rect.height() as usize], pixels)
 }

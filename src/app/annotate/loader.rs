@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use super::worklist::Worklist;
 use crate::app::background::Background;
-use crate::imaging::{Frame, ImageSource};
+use crate::imaging::volume::Volume;
+use crate::imaging::{Frame, ImageSource, nifti, series};
 
 pub enum LoadResult {
     Loaded { source: Arc<ImageSource>, frame_index: u32, frame: Frame },
@@ -42,7 +43,7 @@ impl Loader {
 
     /// Opens a file, or a folder as a worklist with its images' states (exported, edited).
     pub fn open_any(&mut self, path: PathBuf, export_dir: Option<PathBuf>, autosave_dir: PathBuf) {
-        self.start(move || if path.is_dir() { scan_folder(&path, export_dir.as_deref(), &autosave_dir) } else { read_first_frame(&path) });
+        self.start(move || if path.is_dir() { open_folder(&path, export_dir.as_deref(), &autosave_dir) } else { read_first_frame(&path) });
     }
 
     pub fn frame(&mut self, source: Arc<ImageSource>, frame_index: u32) {
@@ -56,14 +57,14 @@ impl Loader {
     pub fn pick_file(&mut self) {
         let dialog = rfd::FileDialog::new()
             .set_title("Open an image")
-            .add_filter("Images", &["dcm", "dicom", "png", "jpg", "jpeg", "tif", "tiff", "bmp"])
+            .add_filter("Images", &["dcm", "dicom", "png", "jpg", "jpeg", "tif", "tiff", "bmp", "nii", "gz"])
             .add_filter("All files", &["*"]);
         self.jobs.dialog(move || dialog.pick_file(), |path| (0, LoadResult::Picked(path)));
     }
 
     /// Shows the native folder dialog; the folder is opened as a worklist.
     pub fn pick_folder(&mut self) {
-        let dialog = rfd::FileDialog::new().set_title("Open a folder of images");
+        let dialog = rfd::FileDialog::new().set_title("Open a folder of images or a DICOM series");
         self.jobs.dialog(move || dialog.pick_folder(), |path| (0, LoadResult::Picked(path)));
     }
 
@@ -105,9 +106,43 @@ impl Loader {
 }
 
 fn read_first_frame(path: &Path) -> Result<LoadResult, String> {
-    let source = ImageSource::open(path).map_err(|e| e.to_string())?;
+    let source = if nifti::is_nifti_path(path) {
+        ImageSource::open_volume(path).map_err(|e| e.to_string())?
+    } else {
+        ImageSource::open(path).map_err(|e| e.to_string())?
+    };
+    loaded(source)
+}
+
+fn loaded(source: ImageSource) -> Result<LoadResult, String> {
     let frame = source.frame(0).map_err(|e| e.to_string())?;
     Ok(LoadResult::Loaded { source: Arc::new(source), frame_index: 0, frame })
+}
+
+/// A folder holding one DICOM series (and nothing else) opens as one volume; any other folder
+/// as a worklist of its images.
+fn open_folder(folder: &Path, export_dir: Option<&Path>, autosave_dir: &Path) -> Result<LoadResult, String> {
+    match series_volume(folder)? {
+        Some(source) => loaded(source),
+        None => scan_folder(folder, export_dir, autosave_dir),
+    }
+}
+
+fn series_volume(folder: &Path) -> Result<Option<ImageSource>, String> {
+    let raster = |p: &Path| {
+        p.extension().is_some_and(|e| ["png", "jpg", "jpeg", "tif", "tiff", "bmp"].contains(&e.to_string_lossy().to_ascii_lowercase().as_str()))
+    };
+    let entries = std::fs::read_dir(folder).map_err(|e| format!("{}: cannot read the folder: {e}", folder.display()))?;
+    if entries.filter_map(|e| e.ok()).any(|e| raster(&e.path()) || nifti::is_nifti_path(&e.path())) {
+        return Ok(None);
+    }
+    let Ok(mut scan) = series::scan_folder(folder) else { return Ok(None) };
+    let one_volume = scan.series.len() == 1 && scan.images.is_empty() && scan.series[0].slices.len() > 1 && scan.series[0].repeated_positions() == 0;
+    if !one_volume {
+        return Ok(None);
+    }
+    let volume = Volume::from_series(scan.series.remove(0)).map_err(|e| e.to_string())?;
+    Ok(Some(ImageSource::from_volume(volume)))
 }
 
 fn scan_folder(folder: &Path, export_dir: Option<&Path>, autosave_dir: &Path) -> Result<LoadResult, String> {

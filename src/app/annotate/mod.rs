@@ -10,6 +10,7 @@ mod history;
 mod loader;
 mod panels;
 pub mod tools;
+mod volume_export;
 mod welcome;
 mod worklist;
 
@@ -23,7 +24,7 @@ use self::canvas::{Canvas, CanvasAction};
 use self::document::Document;
 use self::gpu_view::{CompositeResources, SharedUploads};
 use self::loader::{LoadResult, Loader};
-use self::tools::{FOREGROUND, Tool};
+use self::tools::Tool;
 pub use self::worklist::{ItemState, Worklist, export_path};
 use super::background::Background;
 use super::context::Shared;
@@ -66,6 +67,10 @@ pub struct AnnotateTab {
     /// Encode each image as soon as it opens (so the first prompt is quick), and its worklist
     /// neighbours when the engine is idle.
     prepare_on_open: bool,
+    /// The frame or slice asked for and not yet shown.
+    pending_frame: Option<u32>,
+    /// The volume a propagation runs on.
+    propagating: Option<PathBuf>,
 }
 
 impl AnnotateTab {
@@ -87,6 +92,8 @@ impl AnnotateTab {
             engine: EngineStatus::default(),
             generation: 0,
             prepare_on_open,
+            pending_frame: None,
+            propagating: None,
         }
     }
 
@@ -227,7 +234,20 @@ impl AnnotateTab {
 
     pub fn show_frame(&mut self, index: u32) {
         if let Some(doc) = &self.doc {
+            self.pending_frame = Some(index);
             self.loader.frame(doc.source.clone(), index);
+        }
+    }
+
+    /// The next (`+1`) or previous (`-1`) frame or slice, counted from the one asked for last
+    /// (a held key runs ahead of the loads).
+    pub fn step_frame(&mut self, by: i64) {
+        let Some(doc) = &self.doc else { return };
+        let frames = doc.source.meta().frames;
+        let from = self.pending_frame.unwrap_or(doc.frame_index);
+        let to = (i64::from(from) + by).clamp(0, i64::from(frames) - 1) as u32;
+        if frames > 1 && to != from {
+            self.show_frame(to);
         }
     }
 
@@ -249,6 +269,9 @@ impl AnnotateTab {
 
     fn show(&mut self, shared: &mut Shared, source: Arc<ImageSource>, frame_index: u32, frame: crate::imaging::Frame) {
         self.generation += 1;
+        if self.pending_frame == Some(frame_index) {
+            self.pending_frame = None;
+        }
         let same_file = self.doc.as_ref().is_some_and(|d| Arc::ptr_eq(&d.source, &source));
         let old_window = self.doc.as_ref().map(|d| d.window);
         let mut doc = Document::new(source, frame_index, frame, self.generation, &shared.settings.modality);
@@ -281,7 +304,7 @@ impl AnnotateTab {
             shared.engine.send(Request::Prepare { image: doc.id.clone(), frame: doc.frame.clone() });
             if let Some(list) = &self.worklist {
                 // Next, previous, the one after next: where the user most likely goes.
-                let paths = [1, -1, 2].iter().filter_map(|&by| list.step(by).cloned()).collect();
+                let paths = [1, -1, 2].iter().filter_map(|&by| list.step(by).cloned()).filter(|p| !crate::imaging::nifti::is_nifti_path(p)).collect();
                 shared.engine.send(Request::EncodeAhead { paths });
             }
         }
@@ -295,6 +318,9 @@ impl AnnotateTab {
     /// Records a finished edit (stroke, fill, lasso) as one undo step and autosaves.
     fn commit_edit(&mut self, shared: &Shared, before: &Mask, hint: tools::PixelRect) {
         let Some(doc) = &mut self.doc else { return };
+        if shared.settings.protect_other_labels {
+            hint.protect_other_labels(before, &mut doc.mask, shared.settings.active_label.max(1));
+        }
         doc.mark_dirty(hint);
         if doc.history.record(before, &doc.mask, hint) {
             self.autosave(shared);
@@ -397,6 +423,61 @@ impl AnnotateTab {
         let grid = if with_grid { doc.grid.clone() } else { None };
         shared.engine.send(Request::Auto { image: doc.id.clone(), frame: doc.frame.clone(), modality: doc.modality.clone(), grid });
         self.engine.busy = Some(format!("Automatic proposal ({})…", doc.modality));
+    }
+
+    /// Carries the shown slice's box through the volume's slices (see `Request::Propagate`).
+    pub fn propagate(&mut self, shared: &Shared) {
+        crate::app::crash::note("propagate");
+        let Some(doc) = &self.doc else { return };
+        let (Some(bbox), Some(_)) = (doc.prompts.bbox, doc.source.volume()) else { return };
+        shared.engine.send(Request::Propagate {
+            image: doc.id.clone(),
+            source: doc.source.clone(),
+            start: doc.frame_index as usize,
+            bbox,
+        });
+        self.propagating = Some(doc.path().to_path_buf());
+        self.engine.busy = Some("Propagating through the slices…".into());
+    }
+
+    /// A propagation's masks: the shown slice's as an undo step, the others merged into their
+    /// autosaves (the active label replaced, other labels kept).
+    fn apply_propagation(&mut self, shared: &mut Shared, image: ImageId, masks: Vec<(usize, Mask)>, took: Duration, cancelled: bool) {
+        self.engine.busy = None;
+        let Some(doc) = &mut self.doc else { return };
+        if self.propagating.take().as_deref() != Some(doc.path()) {
+            return;
+        }
+        let _ = image;
+        let (label, protect) = (shared.settings.active_label.max(1), shared.settings.protect_other_labels);
+        let (w, h) = doc.size();
+        let mut labelled = 0;
+        for (slice, mask) in &masks {
+            if *slice == doc.frame_index as usize {
+                if let Some(merged) = document::merge_label(&doc.mask, mask, label, protect) {
+                    doc.replace_mask(merged);
+                }
+            } else {
+                let saved = match autosave::restore(&self.autosaver, &shared.paths.autosave, doc.path(), *slice as u32, w, h) {
+                    Ok(saved) => saved.unwrap_or_else(|| Mask::new(w, h)),
+                    Err(warning) => {
+                        shared.warn(warning);
+                        continue;
+                    }
+                };
+                if let Some(merged) = document::merge_label(&saved, mask, label, protect) {
+                    self.autosaver.save(autosave::path_for(&shared.paths.autosave, doc.path(), *slice as u32), merged);
+                }
+            }
+            labelled += 1;
+        }
+        self.autosave(shared);
+        let (first, last) = (masks.first().map_or(0, |m| m.0), masks.last().map_or(0, |m| m.0));
+        let stopped = if cancelled { ", stopped early by another request" } else { "" };
+        shared.set_message(format!(
+            "Propagated label {label} through {labelled} slices ({first}–{last}) in {:.1} s{stopped}",
+            took.as_secs_f32()
+        ));
     }
 
     pub fn set_modality(&mut self, shared: &mut Shared, modality: &str) {
@@ -504,8 +585,10 @@ impl AnnotateTab {
                 self.engine.last_inference = Some((kind, took));
                 self.engine.last_encode = Some(encode);
                 let Some(doc) = &mut self.doc else { return };
-                let labels = mask.labels().iter().map(|&l| if l != 0 { FOREGROUND } else { 0 }).collect();
-                let Some(mask) = Mask::from_labels(mask.width(), mask.height(), labels) else { return };
+                let (label, protect) = (shared.settings.active_label.max(1), shared.settings.protect_other_labels);
+                // Into the active label, over the mask as it was before any box preview.
+                let base = doc.preview_base().unwrap_or(&doc.mask);
+                let Some(mask) = document::merge_label(base, &mask, label, protect) else { return };
                 if kind == ResultKind::Auto {
                     doc.grid = grid;
                 }
@@ -523,6 +606,7 @@ impl AnnotateTab {
                 self.engine.encoded_ahead += 1;
                 log::debug!("encoded ahead in {} ms: {}", took.as_millis(), path.display());
             }
+            Reply::Propagated { image, masks, took, cancelled } => self.apply_propagation(shared, image, masks, took, cancelled),
             Reply::WarmedUp { took } => {
                 self.engine.busy = None;
                 shared.set_message(format!("AI ready on {} (warmed up in {:.1} s)", shared.engine_backend(), took.as_secs_f32()));
@@ -551,6 +635,9 @@ impl AnnotateTab {
     pub fn export(&mut self, shared: &mut Shared) -> Option<PathBuf> {
         crate::app::crash::note("export");
         let doc = self.doc.as_ref()?;
+        if doc.source.volume().is_some() {
+            return self.export_volume(shared);
+        }
         let out = export_path_for(shared, doc);
         let folder_made = match out.parent() {
             Some(dir) => std::fs::create_dir_all(dir).map_err(|e| format!("{}: cannot create the export folder: {e}", dir.display())),
@@ -576,6 +663,33 @@ impl AnnotateTab {
             doc.unexported = false;
         }
         Some(out)
+    }
+
+    /// A volume's masks, every slice, as one label volume (see [`volume_export`]).
+    fn export_volume(&mut self, shared: &mut Shared) -> Option<PathBuf> {
+        let doc = self.doc.as_ref()?;
+        match volume_export::export_volume(doc, &self.autosaver, &shared.paths.autosave, shared.settings.export_dir.as_deref()) {
+            Ok(done) => {
+                let names: Vec<String> = done.files.iter().map(|f| f.display().to_string()).collect();
+                let skipped = done.seg_skipped.map(|why| format!(" (no DICOM SEG: {why})")).unwrap_or_default();
+                shared.status.error = None;
+                shared.set_message(format!(
+                    "Exported {} ({} slices labelled, {} voxels = {:.2} mL){skipped}",
+                    names.join(" and "),
+                    done.labelled_slices,
+                    done.voxels,
+                    done.millilitres
+                ));
+                if let Some(doc) = &mut self.doc {
+                    doc.unexported = false;
+                }
+                done.files.into_iter().next()
+            }
+            Err(cause) => {
+                shared.set_error(format!("volume not exported: {cause}; the masks stay open and autosaved"));
+                None
+            }
+        }
     }
 
     /// Exports into `folder` from now on (`None`: next to each image); the worklist's states
@@ -617,5 +731,8 @@ impl AnnotateTab {
 }
 
 fn export_path_for(shared: &Shared, doc: &Document) -> PathBuf {
+    if doc.source.volume().is_some() {
+        return volume_export::volume_export_path(doc.path(), shared.settings.export_dir.as_deref());
+    }
     export_path(doc.path(), shared.settings.export_dir.as_deref(), doc.frame_index, doc.source.meta().frames)
 }

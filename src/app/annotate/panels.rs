@@ -11,7 +11,6 @@ use crate::app::context::Shared;
 use crate::app::widgets::{model_label, status_ui};
 use crate::engine::worker::ResultKind;
 use crate::model::backend::BackendKind;
-use crate::model::modality;
 
 impl AnnotateTab {
     /// The tab's panels and the canvas, with its keyboard shortcuts.
@@ -82,6 +81,13 @@ impl AnnotateTab {
         }
         if pressed(Key::PageUp) {
             self.step_worklist(-1);
+        }
+        // Slices of a volume (frames of a multi-frame file): up goes up the stack.
+        if pressed(Key::ArrowUp) {
+            self.step_frame(1);
+        }
+        if pressed(Key::ArrowDown) {
+            self.step_frame(-1);
         }
         let settings = &mut shared.settings;
         if pressed(Key::OpenBracket) {
@@ -195,6 +201,7 @@ impl AnnotateTab {
             .on_hover_text("Brush and eraser radius in image pixels ([ smaller, ] larger)");
         ui.add(egui::Slider::new(&mut shared.settings.opacity, 0.0..=1.0).text("opacity")).on_hover_text("How strongly the mask is drawn over the image");
         ui.checkbox(&mut shared.settings.show_mask, "show mask").on_hover_text("Hide the mask to see the image under it (H)");
+        self.label_ui(ui, shared);
         ui.horizontal(|ui| {
             let (can_undo, can_redo) = self.doc.as_ref().map_or((false, false), |d| (d.history.can_undo(), d.history.can_redo()));
             if ui.add_enabled(can_undo, egui::Button::new("Undo")).on_hover_text("Undo the last edit or AI result (Ctrl+Z)").clicked() {
@@ -209,13 +216,38 @@ impl AnnotateTab {
         });
     }
 
+    /// The active label (what brush, fill, lasso and AI results write), whether other labels
+    /// are protected, and the label's area on the shown slice.
+    fn label_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+        let settings = &mut shared.settings;
+        settings.active_label = settings.active_label.max(1);
+        ui.horizontal(|ui| {
+            let (rect, _) = ui.allocate_exact_size(egui::vec2(14.0, 14.0), egui::Sense::hover());
+            ui.painter().rect_filled(rect, 2.0, super::document::label_color(settings.active_label));
+            ui.add(egui::DragValue::new(&mut settings.active_label).range(1..=255).prefix("label "))
+                .on_hover_text("The label value (1–255) that brush, fill, lasso and AI results write; each label has its colour and is exported as its own segment");
+        });
+        ui.checkbox(&mut settings.protect_other_labels, "keep other labels")
+            .on_hover_text("Brush, eraser, fill, lasso and AI results change only background and the active label");
+        if let Some(doc) = &self.doc {
+            let label = settings.active_label;
+            let pixels = doc.mask.labels().iter().filter(|&&l| l == label).count();
+            let text = match doc.source.meta().pixel_spacing {
+                Some((row, col)) => format!("{pixels} px = {:.1} mm² on this slice", pixels as f64 * row * col),
+                None => format!("{pixels} px on this image"),
+            };
+            ui.label(egui::RichText::new(text).small().weak());
+        }
+    }
+
     /// Modality, model, and the automatic proposal.
     fn ai_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
         ui.heading("AI");
         let current = self.doc.as_ref().map(|d| d.modality.clone()).unwrap_or_else(|| shared.settings.modality.clone());
+        let names = shared.modality_names().to_vec();
         egui::ComboBox::from_label("modality").selected_text(&current).show_ui(ui, |ui| {
-            for name in modality::BUILT_IN {
-                if ui.selectable_label(current == name, name).clicked() {
+            for name in &names {
+                if ui.selectable_label(current == *name, name).clicked() {
                     self.set_modality(shared, name);
                 }
             }
@@ -240,6 +272,14 @@ impl AnnotateTab {
         let propose_help = "De-LightSAM segments the image for the chosen modality; fix the result with the tools, or edit its patch grid (T)";
         if ui.add_enabled(self.doc.is_some(), propose).on_hover_text(propose_help).clicked() {
             self.propose(shared, false);
+        }
+        let volume = self.doc.as_ref().is_some_and(|d| d.source.volume().is_some());
+        if volume {
+            let has_box = self.doc.as_ref().is_some_and(|d| d.prompts.bbox.is_some());
+            let help = "LiteMedSAM carries the box's mask up and down through the slices (each slice prompted with the previous one's box) until the object vanishes; the results go into the active label";
+            if ui.add_enabled(has_box, egui::Button::new("Propagate through slices")).on_hover_text(help).on_disabled_hover_text("Draw a box (R) on this slice first").clicked() {
+                self.propagate(shared);
+            }
         }
         ui.label(egui::RichText::new("Box (R) or points (P; shift = negative) for LiteMedSAM; patch grid (T) re-runs the proposal.").small().weak());
     }
@@ -334,7 +374,8 @@ impl AnnotateTab {
             ui.separator();
             if meta.frames > 1 {
                 let mut index = doc.frame_index;
-                if ui.add(egui::Slider::new(&mut index, 0..=meta.frames - 1).text("frame")).changed() {
+                let what = if doc.source.volume().is_some() { "slice" } else { "frame" };
+                if ui.add(egui::Slider::new(&mut index, 0..=meta.frames - 1).text(what)).changed() {
                     self.show_frame(index);
                 }
                 ui.separator();

@@ -48,6 +48,21 @@ impl PixelRect {
 
     pub const EMPTY: Self = Self { x0: 0, y0: 0, x1: 0, y1: 0 };
 
+    /// Puts back, inside this rectangle, every pixel of `before` that held a label other than
+    /// `active` (an edit that may change only background and the active label).
+    pub fn protect_other_labels(&self, before: &Mask, after: &mut Mask, active: u8) {
+        let w = before.width() as usize;
+        for y in self.y0.min(before.height())..self.y1.min(before.height()) {
+            for x in self.x0.min(before.width())..self.x1.min(before.width()) {
+                let i = y as usize * w + x as usize;
+                let old = before.labels()[i];
+                if old != 0 && old != active {
+                    after.labels_mut()[i] = old;
+                }
+            }
+        }
+    }
+
     /// The labels of this rectangle of `mask`, row by row.
     pub fn labels_of(&self, mask: &Mask) -> Vec<u8> {
         let w = mask.width() as usize;
@@ -233,6 +248,21 @@ impl Tool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn other_labels_are_put_back_and_the_merge_keeps_them() {
+        let before = Mask::from_labels(4, 1, vec![0, 1, 2, 2]).unwrap();
+        let mut after = Mask::from_labels(4, 1, vec![1, 1, 1, 0]).unwrap();
+        PixelRect::whole(&before).protect_other_labels(&before, &mut after, 1);
+        assert_eq!(after.labels(), [1, 1, 2, 2]);
+        // An AI result for label 2 over [0, 1, 2, 2]: label 1 kept, label 2's old pixel outside
+        // the result cleared.
+        let result = Mask::from_labels(4, 1, vec![1, 1, 1, 0]).unwrap();
+        let merged = super::super::document::merge_label(&before, &result, 2, true).unwrap();
+        assert_eq!(merged.labels(), [2, 1, 2, 0]);
+        let merged = super::super::document::merge_label(&before, &result, 2, false).unwrap();
+        assert_eq!(merged.labels(), [2, 2, 2, 0]);
+    }
 
     #[test]
     fn brush_strokes_leave_no_gaps_and_report_their_rectangle() {

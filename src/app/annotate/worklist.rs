@@ -56,7 +56,9 @@ impl Worklist {
             .filter(|p| p.is_file())
             .filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
             .filter(|p| !p.file_stem().is_some_and(|s| s.to_string_lossy().ends_with("_mask")))
+            .filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().to_ascii_lowercase().ends_with("_mask.nii.gz")))
             .filter(|p| match p.extension() {
+                _ if crate::imaging::nifti::is_nifti_path(p) => true,
                 Some(ext) => EXTENSIONS.contains(&ext.to_string_lossy().to_ascii_lowercase().as_str()),
                 None => true,
             })

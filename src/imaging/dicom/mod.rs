@@ -10,5 +10,5 @@ mod pixels;
 mod read;
 
 pub(super) use pixels::DicomPixels;
-pub(super) use read::{looks_like_dicom, open};
+pub(super) use read::{looks_like_dicom, open, read_header};
 use read::error_chain as read_error_chain;

@@ -42,6 +42,12 @@ pub(crate) fn open(path: &Path) -> Result<(ImageMeta, DicomPixels), ImageError> 
     Ok((meta, DicomPixels::new(obj, layout)))
 }
 
+/// The whole data set of a DICOM file (pixels not decoded), for copying attributes.
+pub(crate) fn read_header(path: &Path) -> Result<DefaultDicomObject, ImageError> {
+    catch_codec_panic(|| read_object(path))
+        .map_err(|reason| ImageError::DicomParse { path: path.to_path_buf(), reason })?
+}
+
 fn read_object(path: &Path) -> Result<DefaultDicomObject, ImageError> {
     let bytes = std::fs::read(path).map_err(|source| ImageError::Io { path: path.to_path_buf(), source })?;
     let parse_err = |reason: String| ImageError::DicomParse { path: path.to_path_buf(), reason };
