@@ -197,3 +197,52 @@ fn info_describes_a_nifti_volume() {
     assert_eq!(info["affine"][0], serde_json::json!([-3.0, 0.0, 0.0, 168.5996]));
     assert_eq!(info["affine_from"], "sform");
 }
+
+fn voxel_counts(path: &Path) -> std::collections::BTreeMap<u8, usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    for v in nifti::read(path).unwrap().values {
+        if v != 0.0 {
+            *counts.entry(v as u8).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+/// Label maps onto a series' grid (`convert SERIES --labels`): dcmqi's SEGs (one segment;
+/// five overlapping ones on some of the slices) and TotalSegmentator's NIfTI, whose rows are
+/// stored flipped: placed through the affines, every voxel lands where it belongs.
+#[test]
+fn seg_and_nifti_label_maps_are_placed_on_the_series_grid() {
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("labels.nii.gz");
+    let source = shared("volumes/seg/dcmqi-ct-3slice/source");
+    let run = delightsam(&["convert", s(&source), s(&target), "--labels", s(&shared("volumes/seg/dcmqi-ct-3slice/liver.seg.dcm"))]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert_eq!(voxel_counts(&target), [(1, 107_098)].into());
+    assert!(String::from_utf8_lossy(&run.stdout).contains("1 Liver: 107098"));
+
+    let run = delightsam(&["convert", s(&source), s(&target), "--labels", s(&shared("volumes/seg/dcmqi-ct-3slice/partial_overlaps.seg.dcm"))]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let counts = voxel_counts(&target);
+    assert_eq!(counts.keys().copied().collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
+    assert_eq!(counts[&5], 4713, "the highest segment keeps every pixel");
+    assert!(counts[&3] <= 10_743 && counts[&1] <= 9602);
+
+    let ct = shared("volumes/ct-series-labels/dicom");
+    let run = delightsam(&["convert", s(&ct), s(&target), "--labels", s(&shared("volumes/ct-series-labels/labels.nii.gz"))]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let placed = nifti::read(&target).unwrap();
+    let stored = nifti::read(&shared("volumes/ct-series-labels/labels.nii.gz")).unwrap();
+    let counts = voxel_counts(&target);
+    assert_eq!((counts[&5], counts[&1], counts[&52]), (366_708, 130_634, 11_723));
+    // labels[i, j, k] is DICOM column i, row 511 − j (README).
+    for &(i, j, k) in &[(100usize, 200usize, 3usize), (300, 250, 10), (256, 256, 19)] {
+        assert_eq!(placed.values[i + 512 * ((511 - j) + 512 * k)], stored.values[i + 512 * (j + 512 * k)]);
+    }
+
+    // Refused by name: a SEG on a series it does not belong to, a label map with fractions.
+    let run = delightsam(&["convert", s(&ct), s(&target), "--labels", s(&shared("volumes/seg/dcmqi-ct-3slice/liver.seg.dcm"))]);
+    assert!(!run.status.success() && String::from_utf8_lossy(&run.stderr).contains("none of the series' slices"));
+    let run = delightsam(&["convert", s(&ct), s(&target), "--labels", s(&shared("volumes/nifti/totalseg_ct_abdomen.nii.gz"))]);
+    assert!(!run.status.success() && String::from_utf8_lossy(&run.stderr).contains("whole numbers from 0 to 255"));
+}

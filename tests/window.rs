@@ -540,4 +540,18 @@ fn a_ct_series_opens_as_one_volume_with_two_labels_exported_as_nifti_and_seg() {
     let labels: Vec<&str> = facts["segments"].as_array().unwrap().iter().map(|s| s["label"].as_str().unwrap()).collect();
     assert_eq!(labels, ["Label 1", "Label 2"]);
     assert_eq!(facts["frames"], 4, "label 1 on three slices, label 2 on one");
+
+    // A fresh session (no autosaves) on the same series imports the SEG back: the same labels.
+    let home = tempfile::tempdir().unwrap();
+    let mut harness = app(Some(series.clone()), home.path(), false);
+    opened(&mut harness);
+    harness.state_mut().annotate.import_labels(seg.clone());
+    opened(&mut harness);
+    let imported = harness.state().annotate.mask().unwrap();
+    assert_eq!(imported.labels().iter().filter(|&&l| l == 1).count(), count(0, 1.0), "slice 0, label 1");
+    harness.state_mut().annotate.show_frame(1);
+    opened(&mut harness);
+    let imported = harness.state().annotate.mask().unwrap();
+    assert_eq!(imported.labels(), mask.labels(), "slice 1 as it was exported");
 }
+

@@ -16,6 +16,10 @@ pub struct ConvertArgs {
     /// Which frame to write (0-based).
     #[arg(long, default_value_t = 0)]
     pub frame: u32,
+    /// For a volume: write this label map (a NIfTI label volume, placed through the affines,
+    /// or a DICOM SEG referencing the series) on the volume's grid instead of the image.
+    #[arg(long, value_name = "LABELS")]
+    pub labels: Option<PathBuf>,
     /// Window as CENTER,WIDTH in modality units (default: the file's first window, else min..max).
     #[arg(long, value_parser = Window::parse, allow_hyphen_values = true)]
     pub window: Option<Window>,
@@ -64,6 +68,16 @@ fn convert_volume(args: &ConvertArgs) -> anyhow::Result<()> {
     }
     let [columns, rows, slices] = volume.shape;
     let [x, y, z] = volume.spacing();
+    if let Some(path) = &args.labels {
+        let (labels, segments) = volume.read_labels(path)?;
+        let mut counts = std::collections::BTreeMap::new();
+        labels.iter().filter(|&&l| l != 0).for_each(|&l| *counts.entry(l).or_insert(0usize) += 1);
+        nifti::write(&args.out, volume.shape, &volume.affine_ras, &Voxels::U8(labels))?;
+        let name = |v: u8| segments.iter().find(|s| s.0 == v).map(|s| format!(" {}", s.1)).unwrap_or_default();
+        let listed: Vec<String> = counts.iter().map(|(v, n)| format!("{v}{}: {n}", name(*v))).collect();
+        println!("wrote {} (labels on the {columns}×{rows}×{slices} grid; voxels per label: {})", args.out.display(), listed.join(", "));
+        return Ok(());
+    }
     let voxels = Voxels::from_values(volume.values);
     nifti::write(&args.out, volume.shape, &volume.affine_ras, &voxels)?;
     println!(

@@ -1,4 +1,4 @@
-//! DICOM Segmentation (SEG) output: a label volume on a DICOM series' grid → one BINARY SEG
+//! DICOM Segmentation (SEG) output ([`read_labels`] reads one back onto its series): a label volume on a DICOM series' grid → one BINARY SEG
 //! instance, one segment per label value, frames only where a segment has pixels, each frame
 //! referencing its source image (SOP class and instance) and placed by the source's plane
 //! position and orientation. Patient and study attributes are copied from the series so that
@@ -13,6 +13,9 @@ use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
 
 use super::series::Series;
 use super::{ImageError, dicom, write_atomic};
+
+mod read;
+pub use read::{SegLabels, read_labels};
 
 const SEGMENTATION_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.66.4";
 const EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1";
@@ -66,6 +69,8 @@ pub enum SegError {
     NoInstanceUids { missing: usize, total: usize },
     #[error("the series has no Frame of Reference UID; a DICOM SEG cannot be placed on it: export NIfTI instead")]
     NoFrameOfReference,
+    #[error("the series has no Series Instance UID; a DICOM SEG cannot reference it: export NIfTI instead")]
+    NoSeriesUid,
     #[error("{given} labels given for a {columns}×{rows}×{slices} series")]
     Shape { given: usize, columns: u32, rows: u32, slices: usize },
     #[error("no segment has any pixel; nothing to write")]
@@ -74,6 +79,8 @@ pub enum SegError {
     Source(#[from] ImageError),
     #[error("cannot build the DICOM SEG: {0}")]
     Build(String),
+    #[error("{}: {what}", path.display())]
+    Read { path: PathBuf, what: String },
     #[error("{}: cannot write: {source}", path.display())]
     Write {
         path: PathBuf,
@@ -104,6 +111,9 @@ pub fn check_series(series: &Series) -> Result<(), SegError> {
     }
     if series.frame_of_reference_uid.is_none() {
         return Err(SegError::NoFrameOfReference);
+    }
+    if series.series_uid.is_none() {
+        return Err(SegError::NoSeriesUid);
     }
     Ok(())
 }
@@ -188,7 +198,6 @@ pub fn encode(series: &Series, labels: &[u8], segments: &[SegmentInfo]) -> Resul
     put_str(&mut obj, tags::SERIES_TIME, VR::TM, &time);
     put_str(&mut obj, tags::CONTENT_DATE, VR::DA, &date);
     put_str(&mut obj, tags::CONTENT_TIME, VR::TM, &time);
-    put_str(&mut obj, tags::TIMEZONE_OFFSET_FROM_UTC, VR::SH, "+0000");
     put_str(&mut obj, tags::INSTANCE_NUMBER, VR::IS, "1");
     put_str(&mut obj, tags::MANUFACTURER, VR::LO, "De-LightSAM Annotator");
     put_str(&mut obj, tags::MANUFACTURER_MODEL_NAME, VR::LO, "delightsam");
@@ -230,7 +239,11 @@ pub fn encode(series: &Series, labels: &[u8], segments: &[SegmentInfo]) -> Resul
         dimension(tags::IMAGE_POSITION_PATIENT, tags::PLANE_POSITION_SEQUENCE, "ImagePositionPatient"),
     ]));
     // Shared functional groups: orientation and voxel size.
-    let [_, _, step] = series.spacing();
+    // Thickness as the images say; spacing along the normal (a tilted stack's step is longer).
+    let normal = series.normal();
+    let step_vector = series.slice_step();
+    let spacing = (step_vector[0] * normal[0] + step_vector[1] * normal[1] + step_vector[2] * normal[2]).abs();
+    let thickness = text(tags::SLICE_THICKNESS).parse::<f64>().ok().filter(|t| *t > 0.0).unwrap_or(spacing);
     let o = series.orientation;
     let shared = item(|g| {
         g.put(sequence(tags::PLANE_ORIENTATION_SEQUENCE, vec![item(|p| {
@@ -238,8 +251,10 @@ pub fn encode(series: &Series, labels: &[u8], segments: &[SegmentInfo]) -> Resul
         })]));
         g.put(sequence(tags::PIXEL_MEASURES_SEQUENCE, vec![item(|p| {
             p.put(DataElement::new(tags::PIXEL_SPACING, VR::DS, decimal_strings(&[series.pixel_spacing.0, series.pixel_spacing.1])));
-            p.put(DataElement::new(tags::SLICE_THICKNESS, VR::DS, decimal_strings(&[step])));
-            p.put(DataElement::new(tags::SPACING_BETWEEN_SLICES, VR::DS, decimal_strings(&[step])));
+            p.put(DataElement::new(tags::SLICE_THICKNESS, VR::DS, decimal_strings(&[thickness])));
+            if count > 1 {
+                p.put(DataElement::new(tags::SPACING_BETWEEN_SLICES, VR::DS, decimal_strings(&[spacing])));
+            }
         })]));
     });
     obj.put(sequence(tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE, vec![shared]));

@@ -17,6 +17,10 @@ pub enum LoadResult {
     Failed(String),
     /// A path chosen in the native file dialog.
     Picked(PathBuf),
+    /// A label map chosen to import into the shown volume.
+    LabelsPicked(PathBuf),
+    /// A label map read onto a volume's grid (voxel (i, j, k) at `i + nx · (j + ny · k)`).
+    Labels { volume: PathBuf, from: PathBuf, labels: Vec<u8>, shape: [usize; 3] },
 }
 
 pub struct Loader {
@@ -62,6 +66,25 @@ impl Loader {
         self.jobs.dialog(move || dialog.pick_file(), |path| (0, LoadResult::Picked(path)));
     }
 
+    /// Shows the native file dialog for a label map (NIfTI or DICOM SEG) to import.
+    pub fn pick_labels(&mut self) {
+        let dialog = rfd::FileDialog::new()
+            .set_title("Import labels into this volume")
+            .add_filter("Label maps", &["nii", "gz", "dcm"])
+            .add_filter("All files", &["*"]);
+        self.jobs.dialog(move || dialog.pick_file(), |path| (0, LoadResult::LabelsPicked(path)));
+    }
+
+    /// Reads a label map (NIfTI, placed through the affines, or a DICOM SEG referencing the
+    /// series) onto the shown volume's grid.
+    pub fn import_labels(&mut self, source: Arc<ImageSource>, path: PathBuf) {
+        self.start(move || {
+            let volume = source.volume().ok_or("labels are imported into a volume (a DICOM series or a NIfTI file)")?;
+            let (labels, _) = volume.read_labels(&path).map_err(|e| e.to_string())?;
+            Ok(LoadResult::Labels { volume: source.path().to_path_buf(), from: path, labels, shape: volume.shape })
+        });
+    }
+
     /// Shows the native folder dialog; the folder is opened as a worklist.
     pub fn pick_folder(&mut self) {
         let dialog = rfd::FileDialog::new().set_title("Open a folder of images or a DICOM series");
@@ -95,7 +118,7 @@ impl Loader {
 
     fn accept(&mut self, generation: u64, result: LoadResult) -> Option<LoadResult> {
         match result {
-            LoadResult::Picked(_) => Some(result),
+            LoadResult::Picked(_) | LoadResult::LabelsPicked(_) => Some(result),
             _ if generation == self.generation => {
                 self.in_flight = false;
                 Some(result)

@@ -69,8 +69,8 @@ pub struct AnnotateTab {
     prepare_on_open: bool,
     /// The frame or slice asked for and not yet shown.
     pending_frame: Option<u32>,
-    /// The volume a propagation runs on.
-    propagating: Option<PathBuf>,
+    /// The volume a propagation runs on, the label it writes and whether it keeps other labels.
+    propagating: Option<(PathBuf, u8, bool)>,
 }
 
 impl AnnotateTab {
@@ -261,17 +261,21 @@ impl AnnotateTab {
                     self.worklist = Some(list);
                     self.loader.open(first);
                 }
-                LoadResult::Failed(message) => shared.set_error(message),
+                LoadResult::Failed(message) => {
+                    self.pending_frame = None;
+                    shared.set_error(message);
+                }
                 LoadResult::Picked(path) => self.open_path(shared, path),
+                LoadResult::LabelsPicked(path) => self.import_labels(path),
+                LoadResult::Labels { volume, from, labels, shape } => self.apply_imported_labels(shared, &volume, &from, &labels, shape),
             }
         }
     }
 
     fn show(&mut self, shared: &mut Shared, source: Arc<ImageSource>, frame_index: u32, frame: crate::imaging::Frame) {
         self.generation += 1;
-        if self.pending_frame == Some(frame_index) {
-            self.pending_frame = None;
-        }
+        // The loader delivers only the newest request: whatever was pending is answered.
+        self.pending_frame = None;
         let same_file = self.doc.as_ref().is_some_and(|d| Arc::ptr_eq(&d.source, &source));
         let old_window = self.doc.as_ref().map(|d| d.window);
         let mut doc = Document::new(source, frame_index, frame, self.generation, &shared.settings.modality);
@@ -425,6 +429,56 @@ impl AnnotateTab {
         self.engine.busy = Some(format!("Automatic proposal ({})…", doc.modality));
     }
 
+    /// Reads a label map (NIfTI or DICOM SEG) onto the shown volume, in the background.
+    pub fn import_labels(&mut self, path: PathBuf) {
+        crate::app::crash::note("import labels");
+        if let Some(doc) = &self.doc {
+            self.loader.import_labels(doc.source.clone(), path);
+        }
+    }
+
+    /// An imported label map: its labels written over each slice's mask (the shown slice as an
+    /// undo step, the others into their autosaves); where it has no label, the masks stay.
+    fn apply_imported_labels(&mut self, shared: &mut Shared, volume: &std::path::Path, from: &std::path::Path, labels: &[u8], shape: [usize; 3]) {
+        let Some(doc) = &mut self.doc else { return };
+        if doc.path() != volume || doc.size() != (shape[0] as u32, shape[1] as u32) {
+            return;
+        }
+        let plane = shape[0] * shape[1];
+        let (w, h) = doc.size();
+        let overlay = |mask: &Mask, slice: &[u8]| {
+            let merged = mask.labels().iter().zip(slice).map(|(&old, &new)| if new != 0 { new } else { old }).collect();
+            Mask::from_labels(w, h, merged)
+        };
+        let (mut slices, mut values) = (0, std::collections::BTreeSet::new());
+        for (k, slice) in labels.chunks_exact(plane.max(1)).enumerate() {
+            if slice.iter().all(|&l| l == 0) {
+                continue;
+            }
+            values.extend(slice.iter().copied().filter(|&l| l != 0));
+            slices += 1;
+            if k == doc.frame_index as usize {
+                if let Some(merged) = overlay(&doc.mask, slice) {
+                    doc.replace_mask(merged);
+                }
+                continue;
+            }
+            let saved = match autosave::restore(&self.autosaver, &shared.paths.autosave, doc.path(), k as u32, w, h) {
+                Ok(saved) => saved.unwrap_or_else(|| Mask::new(w, h)),
+                Err(warning) => {
+                    shared.warn(warning);
+                    continue;
+                }
+            };
+            if let Some(merged) = overlay(&saved, slice) {
+                self.autosaver.save(autosave::path_for(&shared.paths.autosave, doc.path(), k as u32), merged);
+            }
+        }
+        self.autosave(shared);
+        let values: Vec<String> = values.iter().map(u8::to_string).collect();
+        shared.set_message(format!("Imported labels {} on {slices} slices from {}", values.join(", "), from.display()));
+    }
+
     /// Carries the shown slice's box through the volume's slices (see `Request::Propagate`).
     pub fn propagate(&mut self, shared: &Shared) {
         crate::app::crash::note("propagate");
@@ -436,7 +490,8 @@ impl AnnotateTab {
             start: doc.frame_index as usize,
             bbox,
         });
-        self.propagating = Some(doc.path().to_path_buf());
+        // The label is the one active now, even if the user picks another while it runs.
+        self.propagating = Some((doc.path().to_path_buf(), shared.settings.active_label.max(1), shared.settings.protect_other_labels));
         self.engine.busy = Some("Propagating through the slices…".into());
     }
 
@@ -445,14 +500,15 @@ impl AnnotateTab {
     fn apply_propagation(&mut self, shared: &mut Shared, image: ImageId, masks: Vec<(usize, Mask)>, took: Duration, cancelled: bool) {
         self.engine.busy = None;
         let Some(doc) = &mut self.doc else { return };
-        if self.propagating.take().as_deref() != Some(doc.path()) {
+        let Some((path, label, protect)) = self.propagating.take() else { return };
+        if path != doc.path() {
             return;
         }
         let _ = image;
-        let (label, protect) = (shared.settings.active_label.max(1), shared.settings.protect_other_labels);
         let (w, h) = doc.size();
         let mut labelled = 0;
-        for (slice, mask) in &masks {
+        // An empty result (nothing found from the box) never clears what a slice holds.
+        for (slice, mask) in masks.iter().filter(|(_, m)| m.foreground_count() > 0) {
             if *slice == doc.frame_index as usize {
                 if let Some(merged) = document::merge_label(&doc.mask, mask, label, protect) {
                     doc.replace_mask(merged);
@@ -672,6 +728,9 @@ impl AnnotateTab {
             Ok(done) => {
                 let names: Vec<String> = done.files.iter().map(|f| f.display().to_string()).collect();
                 let skipped = done.seg_skipped.map(|why| format!(" (no DICOM SEG: {why})")).unwrap_or_default();
+                for warning in done.warnings {
+                    shared.warn(warning);
+                }
                 shared.status.error = None;
                 shared.set_message(format!(
                     "Exported {} ({} slices labelled, {} voxels = {:.2} mL){skipped}",

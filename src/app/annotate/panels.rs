@@ -135,6 +135,10 @@ impl AnnotateTab {
                     }
                 }
             });
+            let volume = self.doc.as_ref().is_some_and(|d| d.source.volume().is_some());
+            if ui.add_enabled(volume, egui::Button::new("Import labels…")).on_hover_text("A label map to continue editing: NIfTI (placed through its affine) or a DICOM SEG of this series").clicked() {
+                self.loader.pick_labels();
+            }
             ui.separator();
             let can_export = self.doc.is_some();
             if ui.add_enabled(can_export, egui::Button::new("Export mask  (Ctrl+S)")).clicked() {

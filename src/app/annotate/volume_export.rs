@@ -31,6 +31,8 @@ pub struct VolumeExport {
     pub millilitres: f64,
     /// Why no DICOM SEG was written, when the volume is a series.
     pub seg_skipped: Option<String>,
+    /// Slices whose autosave could not be read (left out, said so).
+    pub warnings: Vec<String>,
 }
 
 pub fn export_volume(doc: &Document, autosaver: &Autosaver, autosave_dir: &Path, export_dir: Option<&Path>) -> Result<VolumeExport, String> {
@@ -42,17 +44,22 @@ pub fn export_volume(doc: &Document, autosaver: &Autosaver, autosave_dir: &Path,
     let [nx, ny, nz] = volume.shape;
     let plane = nx * ny;
     let mut labels = vec![0u8; plane * nz];
+    let mut warnings = Vec::new();
     for k in 0..nz {
         let saved;
         let mask = if k == doc.frame_index as usize {
             &doc.mask
         } else {
-            match autosave::restore(autosaver, autosave_dir, doc.path(), k as u32, nx as u32, ny as u32)? {
-                Some(mask) => {
+            match autosave::restore(autosaver, autosave_dir, doc.path(), k as u32, nx as u32, ny as u32) {
+                Ok(Some(mask)) => {
                     saved = mask;
                     &saved
                 }
-                None => continue,
+                Ok(None) => continue,
+                Err(warning) => {
+                    warnings.push(format!("slice {k} left out of the export: {warning}"));
+                    continue;
+                }
             }
         };
         labels[k * plane..(k + 1) * plane].copy_from_slice(mask.labels());
@@ -62,7 +69,9 @@ pub fn export_volume(doc: &Document, autosaver: &Autosaver, autosave_dir: &Path,
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: cannot create the export folder: {e}", dir.display()))?;
     }
-    let mut files = Vec::new();
+    // The NIfTI first: a DICOM SEG that cannot be written must not cost the label volume.
+    nifti::write(&out, volume.shape, &volume.affine_ras, &Voxels::U8(labels.clone())).map_err(|e| e.to_string())?;
+    let mut files = vec![out.clone()];
     let mut seg_skipped = None;
     if let Some(series) = volume.series() {
         let seg = out.with_file_name(out.file_name().unwrap_or_default().to_string_lossy().replace("_mask.nii.gz", "_seg.dcm"));
@@ -75,15 +84,13 @@ pub fn export_volume(doc: &Document, autosaver: &Autosaver, autosave_dir: &Path,
         match dicom_seg::check_series(series) {
             Err(why) => seg_skipped = Some(why.to_string()),
             Ok(()) if segments.is_empty() => seg_skipped = Some("no label to write".into()),
-            Ok(()) => {
-                dicom_seg::write(&seg, series, &labels, &segments).map_err(|e| e.to_string())?;
-                files.push(seg);
-            }
+            Ok(()) => match dicom_seg::write(&seg, series, &labels, &segments) {
+                Ok(_) => files.push(seg),
+                Err(why) => seg_skipped = Some(why.to_string()),
+            },
         }
     }
-    nifti::write(&out, volume.shape, &volume.affine_ras, &Voxels::U8(labels)).map_err(|e| e.to_string())?;
-    files.insert(0, out);
-    Ok(VolumeExport { files, labelled_slices, voxels, millilitres: voxels as f64 * volume.voxel_volume_ml(), seg_skipped })
+    Ok(VolumeExport { files, labelled_slices, voxels, millilitres: voxels as f64 * volume.voxel_volume_ml(), seg_skipped, warnings })
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ fn primitive(obj: &InMemDicomObject, tag: Tag) -> Option<Cow<'_, PrimitiveValue>
 }
 
 /// Bytes of a UN value as the VR the dictionary names (UN values are little endian).
-pub(super) fn decode_unknown(bytes: &[u8], vr: VR) -> PrimitiveValue {
+pub(in crate::imaging) fn decode_unknown(bytes: &[u8], vr: VR) -> PrimitiveValue {
     use VR::*;
     let text = || String::from_utf8_lossy(bytes).into_owned();
     match vr {
@@ -47,37 +47,37 @@ pub(super) fn decode_unknown(bytes: &[u8], vr: VR) -> PrimitiveValue {
     }
 }
 
-pub(super) fn string(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
+pub(in crate::imaging) fn string(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
     let value = primitive(obj, tag)?;
     let text = value.to_str();
     let trimmed = text.trim_matches(|c: char| c.is_whitespace() || c == '\0');
     (!trimmed.is_empty()).then(|| trimmed.to_string())
 }
 
-pub(super) fn strings(obj: &InMemDicomObject, tag: Tag) -> Vec<String> {
+pub(in crate::imaging) fn strings(obj: &InMemDicomObject, tag: Tag) -> Vec<String> {
     string(obj, tag)
         .map(|s| s.split('\\').map(|p| p.trim().to_string()).collect())
         .unwrap_or_default()
 }
 
-pub(super) fn int(obj: &InMemDicomObject, tag: Tag) -> Option<i64> {
+pub(in crate::imaging) fn int(obj: &InMemDicomObject, tag: Tag) -> Option<i64> {
     primitive(obj, tag)?.to_int::<i64>().ok()
 }
 
-pub(super) fn ints(obj: &InMemDicomObject, tag: Tag) -> Vec<i64> {
+pub(in crate::imaging) fn ints(obj: &InMemDicomObject, tag: Tag) -> Vec<i64> {
     primitive(obj, tag).and_then(|v| v.to_multi_int::<i64>().ok()).unwrap_or_default()
 }
 
-pub(super) fn floats(obj: &InMemDicomObject, tag: Tag) -> Vec<f64> {
+pub(in crate::imaging) fn floats(obj: &InMemDicomObject, tag: Tag) -> Vec<f64> {
     primitive(obj, tag).and_then(|v| v.to_multi_float64().ok()).unwrap_or_default()
 }
 
-pub(super) fn bytes(obj: &InMemDicomObject, tag: Tag) -> Option<Vec<u8>> {
+pub(in crate::imaging) fn bytes(obj: &InMemDicomObject, tag: Tag) -> Option<Vec<u8>> {
     Some(primitive(obj, tag)?.to_bytes().into_owned())
 }
 
 /// The items of a sequence; empty when it is missing or not a sequence.
-pub(super) fn items(obj: &InMemDicomObject, tag: Tag) -> &[InMemDicomObject] {
+pub(in crate::imaging) fn items(obj: &InMemDicomObject, tag: Tag) -> &[InMemDicomObject] {
     obj.element_opt(tag).ok().flatten().and_then(|e| e.items()).unwrap_or(&[])
 }
 

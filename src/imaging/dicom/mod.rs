@@ -1,6 +1,6 @@
 //! DICOM through dicom-object + dicom-pixeldata: parsing, header facts, frame decoding.
 
-mod attrs;
+pub(super) mod attrs;
 mod functional_groups;
 mod guard;
 mod jpeg_turbo;

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ::nifti::{InMemNiftiObject, NiftiHeader, NiftiObject, NiftiType, ReaderOptions};
+use ::nifti::{InMemNiftiObject, NiftiHeader, NiftiObject, NiftiType};
 
 use crate::imaging::MAX_DECODED_BYTES;
 
@@ -35,6 +35,13 @@ pub enum NiftiReadError {
     Unsupported { path: PathBuf, what: String },
 }
 
+/// The file's bytes, gunzipped when its name ends in `.gz` (any case).
+fn open(path: &Path) -> std::io::Result<Box<dyn std::io::Read>> {
+    let file = std::io::BufReader::new(std::fs::File::open(path)?);
+    let gz = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gz"));
+    Ok(if gz { Box::new(flate2::read::GzDecoder::new(file)) } else { Box::new(file) })
+}
+
 /// NIfTI-2 headers start with 540 instead of 348 (either byte order).
 fn is_nifti2(path: &Path) -> bool {
     use std::io::Read;
@@ -52,10 +59,13 @@ pub fn read(path: &Path) -> Result<NiftiVolume, NiftiReadError> {
     if is_nifti2(path) {
         return Err(unsupported("a NIfTI-2 file; only NIfTI-1 is read (convert with `nibabel` or `c3d`)".into()));
     }
-    let header = NiftiHeader::from_file(path).map_err(parse)?;
+    let header = NiftiHeader::from_reader(open(path).map_err(|e| parse(e.into()))?).map_err(parse)?;
     let shape = check_shape(&header).map_err(&unsupported)?;
     let datatype = header.data_type().map_err(parse)?;
     let size = datatype.size_of() as u64;
+    if i64::from(header.bitpix) != 8 * size as i64 {
+        return Err(unsupported(format!("bitpix {} disagrees with the {datatype:?} datatype", header.bitpix)));
+    }
     let voxels = shape.iter().map(|&d| d as u64).product::<u64>();
     if voxels * size.max(4) > MAX_DECODED_BYTES {
         return Err(unsupported(format!(
@@ -66,11 +76,14 @@ pub fn read(path: &Path) -> Result<NiftiVolume, NiftiReadError> {
             MAX_DECODED_BYTES >> 30
         )));
     }
-    let object = ReaderOptions::new().read_file(path).map_err(parse)?;
+    let object = InMemNiftiObject::from_reader(open(path).map_err(|e| parse(e.into()))?).map_err(parse)?;
     let mut values = typed_values(object, datatype).map_err(|e| match e {
         Typed::Parse(source) => parse(source),
         Typed::Unsupported(what) => unsupported(what),
     })?;
+    if values.len() as u64 != voxels {
+        return Err(unsupported(format!("{} voxel values for a {}×{}×{} volume", values.len(), shape[0], shape[1], shape[2])));
+    }
     let (slope, inter) = (header.scl_slope, header.scl_inter);
     let scaled = slope != 0.0 && slope.is_finite() && inter.is_finite() && (slope != 1.0 || inter != 0.0);
     if scaled {
@@ -147,7 +160,8 @@ fn affine(h: &NiftiHeader, shape: [usize; 3], warnings: &mut Vec<String>) -> ([[
         }
         return (a, "sform");
     }
-    let zooms = zooms.map(|z| if z > 0.0 && z.is_finite() { z } else { 1.0 });
+    // As nibabel: negative zooms count by their size; zero or invalid ones as 1.
+    let zooms = zooms.map(|z| if z != 0.0 && z.is_finite() { z.abs() } else { 1.0 });
     if h.qform_code > 0 {
         let (b, c, d) = (h.quatern_b as f64, h.quatern_c as f64, h.quatern_d as f64);
         let a = (1.0 - (b * b + c * c + d * d)).max(0.0).sqrt();
