@@ -246,3 +246,30 @@ fn seg_and_nifti_label_maps_are_placed_on_the_series_grid() {
     let run = delightsam(&["convert", s(&ct), s(&target), "--labels", s(&shared("volumes/nifti/totalseg_ct_abdomen.nii.gz"))]);
     assert!(!run.status.success() && String::from_utf8_lossy(&run.stderr).contains("whole numbers from 0 to 255"));
 }
+
+/// An enhanced multi-frame CT (pydicom's eCT_Supplemental: two frames 10 mm apart) is a volume
+/// too: converted to NIfTI with its geometry, and segmented slice by slice into a label
+/// volume on its grid; a single-frame file is refused as a volume by name.
+#[test]
+fn an_enhanced_multi_frame_file_is_a_volume() {
+    let out = tempfile::tempdir().unwrap();
+    let file = common::fixture("dicom/eCT_Supplemental.dcm");
+    let target = out.path().join("ect.nii.gz");
+    let run = delightsam(&["convert", s(&file), s(&target)]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let volume = nifti::read(&target).unwrap();
+    assert_eq!(volume.shape, [512, 512, 2]);
+    // IOP -1\0\0\0\1\0: the normal is -z, so ascending along it the z = -149 frame comes
+    // first and the step is -10 mm in z. RAS = diag(-1, -1, 1) times LPS.
+    let a = volume.affine_ras;
+    assert!(a[0][0] > 0.0 && a[1][1] < 0.0, "{a:?}");
+    assert!((a[2][2] + 10.0).abs() < 1e-3 && (a[2][3] + 149.0).abs() < 1e-3, "{a:?}");
+    assert!((a[0][3] + 99.5).abs() < 1e-3 && (a[1][3] - 301.5).abs() < 1e-3, "{a:?}");
+    let labels = out.path().join("ect_labels.nii.gz");
+    let run = delightsam(&["segment", s(&file), "--slice", "1", "--box", "150,150,350,350", "-o", s(&labels)]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert_eq!(nifti::read(&labels).unwrap().shape, [512, 512, 2]);
+    let single = common::fixture("dicom/CT_small.dcm");
+    let run = delightsam(&["convert", s(&single), s(&target)]);
+    assert!(!run.status.success() && String::from_utf8_lossy(&run.stderr).contains("multi-frame DICOM file with a position per frame"));
+}

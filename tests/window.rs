@@ -355,6 +355,20 @@ fn a_damaged_settings_file_gives_defaults_and_a_visible_warning() {
     assert_eq!(harness.state().settings().brush_radius, delightsam::app::Settings::default().brush_radius);
 }
 
+/// The modality list is the automatic model's own: the shipped model's eleven, fetal
+/// ultrasound and histopathology included, not only the nine built-in names.
+#[test]
+fn the_modality_list_comes_from_the_model() {
+    let home = tempfile::tempdir().unwrap();
+    let mut harness = app(None, home.path(), false);
+    harness.run_steps(2);
+    let names = harness.state_mut().shared.modality_names().to_vec();
+    for name in ["dermoscopy", "fetal-ultrasound", "histopathology", "electron-microscopy"] {
+        assert!(names.iter().any(|n| n == name), "{name} missing from {names:?}");
+    }
+    assert_eq!(names.len(), 11);
+}
+
 /// The automatic proposal (key A, the shipped De-LightSAM model) on a held-out PH2 image, then a
 /// patch-grid edit that re-runs it, then a point prompt: each one undoable step.
 #[test]
@@ -555,3 +569,32 @@ fn a_ct_series_opens_as_one_volume_with_two_labels_exported_as_nifti_and_seg() {
     assert_eq!(imported.labels(), mask.labels(), "slice 1 as it was exported");
 }
 
+
+/// De-LightSAM on every slice of an MR series from the window: one reply, the masks in the
+/// active label of each slice (kept when the user moves through the slices).
+#[test]
+fn an_automatic_proposal_on_every_slice_of_a_series() {
+    let home = tempfile::tempdir().unwrap();
+    let mut harness = app(Some(shared("volumes/mr-series-oblique")), home.path(), false);
+    opened(&mut harness);
+    assert_eq!(harness.state().annotate.shown().unwrap().0.meta().frames, 40);
+    harness.state_mut().settings_mut().active_label = 3;
+    common::window::set_modality(&mut harness, "mr");
+    {
+        let app = harness.state_mut();
+        app.annotate.propose_every_slice(&app.shared);
+    }
+    harness.step();
+    assert!(wait_for_engine(&mut harness, Duration::from_secs(600)));
+    harness.run_steps(2);
+    assert_eq!(harness.state().error(), None);
+    let mut labelled = 0;
+    for k in [0u32, 20, 39] {
+        harness.state_mut().annotate.show_frame(k);
+        opened(&mut harness);
+        let mask = harness.state().annotate.mask().unwrap();
+        assert!(mask.labels().iter().all(|&l| l == 0 || l == 3), "only the active label");
+        labelled += usize::from(mask.foreground_count() > 0);
+    }
+    assert!(labelled >= 2, "brain found on {labelled} of 3 sampled slices");
+}

@@ -26,7 +26,7 @@ pub struct ConvertArgs {
 }
 
 pub fn run(args: &ConvertArgs) -> anyhow::Result<()> {
-    if is_volume_path(&args.file) {
+    if is_volume_path(&args.file) || nifti::is_nifti_path(&args.out) {
         return convert_volume(args);
     }
     let source = ImageSource::open(&args.file)?;

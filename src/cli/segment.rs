@@ -80,7 +80,7 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
         }
         return run_prompted(args, &prompts);
     }
-    if nifti::is_nifti_path(&args.input) || (args.input.is_dir() && (nifti::is_nifti_path(&args.out) || dicom_seg::is_seg_path(&args.out))) {
+    if nifti::is_nifti_path(&args.input) || nifti::is_nifti_path(&args.out) || (args.input.is_dir() && dicom_seg::is_seg_path(&args.out)) {
         return run_volume_auto(args);
     }
     if args.input.is_dir() {

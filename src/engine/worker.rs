@@ -52,6 +52,10 @@ pub enum Request {
     /// the volume's slices are keyed `<path>#<slice>` in the embedding cache. A request
     /// arriving meanwhile cancels it (the slices done so far are answered).
     Propagate { image: ImageId, source: Arc<crate::imaging::ImageSource>, start: usize, bbox: [f32; 4] },
+    /// An automatic proposal (De-LightSAM, `modality`) on every slice of a volume, answered as
+    /// one `Propagated` reply; a request arriving meanwhile stops it (the slices done so far
+    /// are answered).
+    AutoVolume { image: ImageId, source: Arc<crate::imaging::ImageSource>, modality: String },
     /// Load LiteMedSAM and run it once on a made-up image, so that kernel compilation and
     /// autotuning (GPU) happen now rather than on the user's first click.
     WarmUp,
@@ -63,7 +67,8 @@ impl Request {
             Request::Prepare { image, .. }
             | Request::Prompt { image, .. }
             | Request::Auto { image, .. }
-            | Request::Propagate { image, .. } => Some(image),
+            | Request::Propagate { image, .. }
+            | Request::AutoVolume { image, .. } => Some(image),
             Request::Configure { .. } | Request::Uncertainty { .. } | Request::EncodeAhead { .. } | Request::WarmUp => None,
         }
     }
@@ -228,6 +233,7 @@ impl Engine {
             Request::Auto { image, frame, modality, grid } => self.auto(image, &frame, &modality, grid.as_ref()),
             Request::EncodeAhead { paths } => self.ahead = paths.into(),
             Request::WarmUp => self.warm_up(),
+            Request::AutoVolume { image, source, modality } => self.auto_volume(image, &source, &modality),
             Request::Propagate { image, source, start, bbox } => match source.volume() {
                 Some(volume) => {
                     let key = source.path().display().to_string();
@@ -236,6 +242,30 @@ impl Engine {
                 None => self.reply(Reply::Error { image: Some(image), message: "propagation needs a volume".into() }),
             },
         }
+    }
+
+    fn auto_volume(&mut self, image: ImageId, source: &crate::imaging::ImageSource, modality: &str) {
+        let Some(volume) = source.volume() else {
+            return self.reply(Reply::Error { image: Some(image), message: "every slice needs a volume".into() });
+        };
+        let Some(slot) = self.auto_slot(&image, modality) else { return };
+        let (started, stop, total) = (Instant::now(), self.stop_signal(), volume.slice_count());
+        let mut masks = Vec::new();
+        let mut cancelled = false;
+        for k in 0..total {
+            if stop() {
+                cancelled = true;
+                break;
+            }
+            let what = format!("Automatic proposal ({modality}) on every slice: {k} of {total}…");
+            self.reply(Reply::Busy { image: Some(image.clone()), what });
+            let Some(model) = self.auto.as_mut() else { return };
+            match model.segment(&image_key(source.path(), k as u32), &volume.slice(k), slot, None) {
+                Ok(result) => masks.push((k, result.mask)),
+                Err(e) => return self.reply_error(Some(image), &e),
+            }
+        }
+        self.reply(Reply::Propagated { image, masks, took: started.elapsed(), cancelled });
     }
 
     fn propagate(&mut self, image: ImageId, volume_key: &str, slices: &[Frame], start: usize, bbox: [f32; 4]) {
@@ -384,15 +414,23 @@ impl Engine {
         self.reply(Reply::Uncertainty { path, score });
     }
 
-    fn auto(&mut self, image: ImageId, frame: &Frame, modality: &str, grid: Option<&Mask>) {
-        if !self.ensure_auto_model(Some(&image)) {
-            return;
+    /// De-LightSAM loaded and `modality`'s slot in it; `None` after replying why not.
+    fn auto_slot(&mut self, image: &ImageId, modality: &str) -> Option<usize> {
+        if !self.ensure_auto_model(Some(image)) {
+            return None;
         }
+        match self.auto.as_ref()?.slot(modality) {
+            Ok(slot) => Some(slot),
+            Err(e) => {
+                self.reply_error(Some(image.clone()), &e);
+                None
+            }
+        }
+    }
+
+    fn auto(&mut self, image: ImageId, frame: &Frame, modality: &str, grid: Option<&Mask>) {
+        let Some(slot) = self.auto_slot(&image, modality) else { return };
         let Some(model) = self.auto.as_mut() else { return };
-        let slot = match model.slot(modality) {
-            Ok(slot) => slot,
-            Err(e) => return self.reply_error(Some(image), &e),
-        };
         let tiled = if grid.is_none() && model.tiling(slot).is_some() { ", in tiles at full resolution" } else { "" };
         self.reply(Reply::Busy { image: Some(image.clone()), what: format!("Automatic proposal ({modality}{tiled})…") });
         let Some(model) = self.auto.as_mut() else { return };

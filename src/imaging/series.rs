@@ -215,6 +215,19 @@ pub fn single_series(dir: &Path) -> Result<Series, SeriesError> {
     Ok(series)
 }
 
+/// A multi-frame DICOM file (enhanced CT/MR, …) whose frames each have a position and share
+/// one orientation, as a series of its own; `None` when it is no such volume.
+pub fn file_series(path: &Path) -> Result<Option<Series>, SeriesError> {
+    let meta = ImageSource::open(path)?.meta().clone();
+    let (series, _) = group(vec![meta]);
+    let Some(series) = series.into_iter().next().filter(|s| s.slices.len() > 1) else { return Ok(None) };
+    let repeated = series.repeated_positions();
+    if repeated > 0 {
+        return Err(SeriesError::RepeatedPositions { path: path.to_path_buf(), repeated });
+    }
+    Ok(Some(series))
+}
+
 /// Groups files into series: by Series Instance UID, or (when it is blank, as in some real
 /// exports) by frame of reference and geometry; within a series by orientation and size too,
 /// so a localiser in the same series becomes its own. DICOM files without position or

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::nifti::{self, NiftiReadError};
-use super::series::{Series, SeriesError, single_series};
+use super::series::{Series, SeriesError, file_series, single_series};
 use super::{Frame, ImageError};
 
 /// Where a volume's voxels came from.
@@ -40,7 +40,7 @@ pub enum VolumeError {
     Nifti(#[from] NiftiReadError),
     #[error(transparent)]
     Image(#[from] ImageError),
-    #[error("{}: a volume is a folder holding one DICOM series or a NIfTI file (.nii, .nii.gz)", path.display())]
+    #[error("{}: a volume is a folder holding one DICOM series, a multi-frame DICOM file with a position per frame, or a NIfTI file (.nii, .nii.gz)", path.display())]
     NotAVolume { path: PathBuf },
     #[error("{}: label values must be whole numbers from 0 to 255 (found {value})", path.display())]
     NotLabels { path: PathBuf, value: f32 },
@@ -65,7 +65,10 @@ impl Volume {
             return Self::from_series(single_series(path)?);
         }
         if !nifti::is_nifti_path(path) {
-            return Err(VolumeError::NotAVolume { path: path.to_path_buf() });
+            return match file_series(path)? {
+                Some(series) => Self::from_series(series),
+                None => Err(VolumeError::NotAVolume { path: path.to_path_buf() }),
+            };
         }
         let read = nifti::read(path)?;
         Ok(Self {

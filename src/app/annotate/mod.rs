@@ -479,6 +479,18 @@ impl AnnotateTab {
         shared.set_message(format!("Imported labels {} on {slices} slices from {}", values.join(", "), from.display()));
     }
 
+    /// De-LightSAM's automatic proposal on every slice of the volume, into the active label.
+    pub fn propose_every_slice(&mut self, shared: &Shared) {
+        crate::app::crash::note("propose every slice");
+        let Some(doc) = &self.doc else { return };
+        if doc.source.volume().is_none() {
+            return;
+        }
+        shared.engine.send(Request::AutoVolume { image: doc.id.clone(), source: doc.source.clone(), modality: doc.modality.clone() });
+        self.propagating = Some((doc.path().to_path_buf(), shared.settings.active_label.max(1), shared.settings.protect_other_labels));
+        self.engine.busy = Some(format!("Automatic proposal ({}) on every slice…", doc.modality));
+    }
+
     /// Carries the shown slice's box through the volume's slices (see `Request::Propagate`).
     pub fn propagate(&mut self, shared: &Shared) {
         crate::app::crash::note("propagate");
@@ -531,7 +543,7 @@ impl AnnotateTab {
         let (first, last) = (masks.first().map_or(0, |m| m.0), masks.last().map_or(0, |m| m.0));
         let stopped = if cancelled { ", stopped early by another request" } else { "" };
         shared.set_message(format!(
-            "Propagated label {label} through {labelled} slices ({first}–{last}) in {:.1} s{stopped}",
+            "Label {label} on {labelled} slices (of {first}–{last}) in {:.1} s{stopped}",
             took.as_secs_f32()
         ));
     }

@@ -284,6 +284,10 @@ impl AnnotateTab {
             if ui.add_enabled(has_box, egui::Button::new("Propagate through slices")).on_hover_text(help).on_disabled_hover_text("Draw a box (R) on this slice first").clicked() {
                 self.propagate(shared);
             }
+            let every = "De-LightSAM proposes a mask on every slice for the chosen modality, into the active label (slices where it finds nothing keep their masks)";
+            if ui.button("Propose on every slice").on_hover_text(every).clicked() {
+                self.propose_every_slice(shared);
+            }
         }
         ui.label(egui::RichText::new("Box (R) or points (P; shift = negative) for LiteMedSAM; patch grid (T) re-runs the proposal.").small().weak());
     }
