@@ -242,9 +242,8 @@ fn round4(v: f64) -> f64 {
 /// (and whether it came from the sform, the qform or the shape alone), value range.
 fn nifti_info(path: &std::path::Path, as_json: bool) -> anyhow::Result<()> {
     let volume = nifti::read(path)?;
-    let (min, max) = volume.values.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
-    let column = |c: usize| (0..3).map(|r| volume.affine_ras[r][c].powi(2)).sum::<f64>().sqrt();
-    let spacing = [column(0), column(1), column(2)];
+    let (min, max) = crate::imaging::volume::min_max(&volume.values);
+    let spacing = nifti::voxel_size(&volume.affine_ras);
     let affine: Vec<Vec<f64>> = volume.affine_ras.iter().map(|row| row.iter().map(|&v| round4(v)).collect()).collect();
     let value = json!({
         "path": path.display().to_string(),

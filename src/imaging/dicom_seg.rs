@@ -136,9 +136,7 @@ pub fn encode(series: &Series, labels: &[u8], segments: &[SegmentInfo]) -> Resul
     check_series(series)?;
     let frame_of_reference = series.frame_of_reference_uid.clone().ok_or(SegError::NoFrameOfReference)?;
     let first = dicom::read_header(&series.slices[0].path)?;
-    let text = |tag: Tag| {
-        first.element_opt(tag).ok().flatten().and_then(|e| e.to_str().ok()).map(|s| s.trim().to_string()).unwrap_or_default()
-    };
+    let text = |tag: Tag| dicom::attrs::string(&first, tag).unwrap_or_default();
     let source_class = Some(text(tags::SOP_CLASS_UID))
         .filter(|s| !s.is_empty())
         .or_else(|| Some(first.meta().media_storage_sop_class_uid().trim_end_matches('\0').to_string()))

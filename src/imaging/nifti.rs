@@ -86,9 +86,7 @@ pub fn encode(shape: [usize; 3], affine_ras: &[[f64; 4]; 4], voxels: &Voxels) ->
     let (datatype, bitpix) = voxels.datatype();
     put_i16(&mut h, 70, datatype);
     put_i16(&mut h, 72, bitpix);
-    let column = |c: usize| [affine_ras[0][c], affine_ras[1][c], affine_ras[2][c]];
-    let norm = |v: [f64; 3]| (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
-    let zooms = [norm(column(0)), norm(column(1)), norm(column(2))];
+    let zooms = voxel_size(affine_ras);
     let (quatern, qfac) = quaternion(affine_ras, zooms);
     let pixdim = [qfac, zooms[0], zooms[1], zooms[2], 0.0, 0.0, 0.0, 0.0];
     for (i, p) in pixdim.iter().enumerate() {
@@ -180,19 +178,9 @@ pub fn is_nifti_path(path: &Path) -> bool {
     name.ends_with(".nii") || name.ends_with(".nii.gz")
 }
 
-/// A uint8 label volume on `shape` from per-slice masks (nonzero → 1; slices without a mask stay
-/// 0), and how many voxels and slices are labelled.
-pub fn label_volume<'a>(shape: [usize; 3], masks: impl IntoIterator<Item = (usize, &'a [u8])>) -> (Voxels, usize, usize) {
-    let plane = shape[0] * shape[1];
-    let mut labels = vec![0u8; plane * shape[2]];
-    for (slice, mask) in masks {
-        for (out, &label) in labels[slice * plane..(slice + 1) * plane].iter_mut().zip(mask) {
-            *out = u8::from(label != 0);
-        }
-    }
-    let voxels = labels.iter().filter(|&&l| l != 0).count();
-    let slices = labels.chunks_exact(plane.max(1)).filter(|s| s.iter().any(|&l| l != 0)).count();
-    (Voxels::U8(labels), voxels, slices)
+/// Voxel size [x, y, z] in mm of an affine: the lengths of its first three columns.
+pub fn voxel_size(affine: &[[f64; 4]; 4]) -> [f64; 3] {
+    [0, 1, 2].map(|c| (0..3).map(|r| affine[r][c] * affine[r][c]).sum::<f64>().sqrt())
 }
 
 /// Writes `voxels` as NIfTI-1 to `path` (gzip-compressed when it ends in `.gz`), atomically.

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::meta::DicomIds;
-use super::{Frame, ImageError, ImageMeta, ImageSource, SourceFormat};
+use super::{ImageError, ImageMeta, ImageSource, SourceFormat};
 
 /// One slice of a series: a file and, for a multi-frame file, its frame.
 #[derive(Debug, Clone)]
@@ -141,13 +141,6 @@ impl Series {
     /// The series' size as (columns, rows, slices).
     pub fn shape(&self) -> (u32, u32, usize) {
         (self.columns, self.rows, self.slices.len())
-    }
-
-    /// Every slice as a grey frame in modality units, in sorted order.
-    pub fn read_frames(&self) -> Result<Vec<Frame>, ImageError> {
-        let plane = self.columns as usize * self.rows as usize;
-        let values = self.read_values()?;
-        Ok(values.chunks_exact(plane).map(|data| Frame::from_values(self.columns, self.rows, 1, data.to_vec())).collect())
     }
 
     /// Every slice's values in modality units (HU for CT), slice after slice in sorted order,

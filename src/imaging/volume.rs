@@ -102,7 +102,7 @@ impl Volume {
     }
 
     fn with_range(mut self) -> Self {
-        self.range = self.values.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        self.range = min_max(&self.values);
         self
     }
 
@@ -134,8 +134,7 @@ impl Volume {
 
     /// Voxel size [x, y, z] in mm: the lengths of the affine's columns.
     pub fn spacing(&self) -> [f64; 3] {
-        let a = &self.affine_ras;
-        [0, 1, 2].map(|c| (a[0][c] * a[0][c] + a[1][c] * a[1][c] + a[2][c] * a[2][c]).sqrt())
+        nifti::voxel_size(&self.affine_ras)
     }
 
     pub fn voxel_volume_ml(&self) -> f64 {
@@ -210,6 +209,11 @@ impl Volume {
             VolumeOrigin::Nifti(path) => super::is_same_file(path, out),
         }
     }
+}
+
+/// The smallest and largest of `values` (±∞ the other way round when there are none).
+pub fn min_max(values: &[f32]) -> (f32, f32) {
+    values.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)))
 }
 
 fn multiply(a: &[[f64; 4]; 4], b: &[[f64; 4]; 4]) -> [[f64; 4]; 4] {

@@ -440,43 +440,59 @@ impl AnnotateTab {
     /// An imported label map: its labels written over each slice's mask (the shown slice as an
     /// undo step, the others into their autosaves); where it has no label, the masks stay.
     fn apply_imported_labels(&mut self, shared: &mut Shared, volume: &std::path::Path, from: &std::path::Path, labels: &[u8], shape: [usize; 3]) {
-        let Some(doc) = &mut self.doc else { return };
+        let Some(doc) = &self.doc else { return };
         if doc.path() != volume || doc.size() != (shape[0] as u32, shape[1] as u32) {
             return;
         }
-        let plane = shape[0] * shape[1];
+        let plane = (shape[0] * shape[1]).max(1);
         let (w, h) = doc.size();
-        let overlay = |mask: &Mask, slice: &[u8]| {
+        let labelled: Vec<usize> = labels.chunks_exact(plane).enumerate().filter(|(_, s)| s.iter().any(|&l| l != 0)).map(|(k, _)| k).collect();
+        let values: std::collections::BTreeSet<u8> = labels.iter().copied().filter(|&l| l != 0).collect();
+        self.update_slices(shared, labelled.iter().copied(), |k, mask| {
+            let slice = &labels[k * plane..(k + 1) * plane];
             let merged = mask.labels().iter().zip(slice).map(|(&old, &new)| if new != 0 { new } else { old }).collect();
             Mask::from_labels(w, h, merged)
-        };
-        let (mut slices, mut values) = (0, std::collections::BTreeSet::new());
-        for (k, slice) in labels.chunks_exact(plane.max(1)).enumerate() {
-            if slice.iter().all(|&l| l == 0) {
-                continue;
-            }
-            values.extend(slice.iter().copied().filter(|&l| l != 0));
-            slices += 1;
+        });
+        let values: Vec<String> = values.iter().map(u8::to_string).collect();
+        shared.set_message(format!("Imported labels {} on {} slices from {}", values.join(", "), labelled.len(), from.display()));
+    }
+
+    /// Writes into each of `slices` the mask `merge(slice, its mask)` gives: the shown slice as
+    /// an undo step, the others into their autosaves (read where they exist; a damaged one is
+    /// skipped with a warning). Returns how many slices were written.
+    fn update_slices(&mut self, shared: &mut Shared, slices: impl IntoIterator<Item = usize>, merge: impl Fn(usize, &Mask) -> Option<Mask>) -> usize {
+        let Some(doc) = &mut self.doc else { return 0 };
+        let (w, h) = doc.size();
+        let mut written = 0;
+        for k in slices {
             if k == doc.frame_index as usize {
-                if let Some(merged) = overlay(&doc.mask, slice) {
+                if let Some(merged) = merge(k, &doc.mask) {
                     doc.replace_mask(merged);
                 }
-                continue;
-            }
-            let saved = match autosave::restore(&self.autosaver, &shared.paths.autosave, doc.path(), k as u32, w, h) {
-                Ok(saved) => saved.unwrap_or_else(|| Mask::new(w, h)),
-                Err(warning) => {
-                    shared.warn(warning);
-                    continue;
+            } else {
+                let saved = match autosave::restore(&self.autosaver, &shared.paths.autosave, doc.path(), k as u32, w, h) {
+                    Ok(saved) => saved.unwrap_or_else(|| Mask::new(w, h)),
+                    Err(warning) => {
+                        shared.warn(warning);
+                        continue;
+                    }
+                };
+                if let Some(merged) = merge(k, &saved) {
+                    self.autosaver.save(autosave::path_for(&shared.paths.autosave, doc.path(), k as u32), merged);
                 }
-            };
-            if let Some(merged) = overlay(&saved, slice) {
-                self.autosaver.save(autosave::path_for(&shared.paths.autosave, doc.path(), k as u32), merged);
             }
+            written += 1;
         }
         self.autosave(shared);
-        let values: Vec<String> = values.iter().map(u8::to_string).collect();
-        shared.set_message(format!("Imported labels {} on {slices} slices from {}", values.join(", "), from.display()));
+        written
+    }
+
+    /// The volume, label and keep-other-labels setting a slice-by-slice AI run writes into:
+    /// the ones of now, even if the user picks another label while it runs.
+    fn remember_ai_target(&mut self, shared: &Shared) {
+        if let Some(doc) = &self.doc {
+            self.propagating = Some((doc.path().to_path_buf(), shared.settings.active_label.max(1), shared.settings.protect_other_labels));
+        }
     }
 
     /// De-LightSAM's automatic proposal on every slice of the volume, into the active label.
@@ -487,8 +503,8 @@ impl AnnotateTab {
             return;
         }
         shared.engine.send(Request::AutoVolume { image: doc.id.clone(), source: doc.source.clone(), modality: doc.modality.clone() });
-        self.propagating = Some((doc.path().to_path_buf(), shared.settings.active_label.max(1), shared.settings.protect_other_labels));
         self.engine.busy = Some(format!("Automatic proposal ({}) on every slice…", doc.modality));
+        self.remember_ai_target(shared);
     }
 
     /// Carries the shown slice's box through the volume's slices (see `Request::Propagate`).
@@ -502,45 +518,22 @@ impl AnnotateTab {
             start: doc.frame_index as usize,
             bbox,
         });
-        // The label is the one active now, even if the user picks another while it runs.
-        self.propagating = Some((doc.path().to_path_buf(), shared.settings.active_label.max(1), shared.settings.protect_other_labels));
         self.engine.busy = Some("Propagating through the slices…".into());
+        self.remember_ai_target(shared);
     }
 
     /// A propagation's masks: the shown slice's as an undo step, the others merged into their
     /// autosaves (the active label replaced, other labels kept).
-    fn apply_propagation(&mut self, shared: &mut Shared, image: ImageId, masks: Vec<(usize, Mask)>, took: Duration, cancelled: bool) {
+    fn apply_propagation(&mut self, shared: &mut Shared, masks: Vec<(usize, Mask)>, took: Duration, cancelled: bool) {
         self.engine.busy = None;
-        let Some(doc) = &mut self.doc else { return };
         let Some((path, label, protect)) = self.propagating.take() else { return };
-        if path != doc.path() {
+        if self.doc.as_ref().is_none_or(|doc| doc.path() != path) {
             return;
         }
-        let _ = image;
-        let (w, h) = doc.size();
-        let mut labelled = 0;
-        // An empty result (nothing found from the box) never clears what a slice holds.
-        for (slice, mask) in masks.iter().filter(|(_, m)| m.foreground_count() > 0) {
-            if *slice == doc.frame_index as usize {
-                if let Some(merged) = document::merge_label(&doc.mask, mask, label, protect) {
-                    doc.replace_mask(merged);
-                }
-            } else {
-                let saved = match autosave::restore(&self.autosaver, &shared.paths.autosave, doc.path(), *slice as u32, w, h) {
-                    Ok(saved) => saved.unwrap_or_else(|| Mask::new(w, h)),
-                    Err(warning) => {
-                        shared.warn(warning);
-                        continue;
-                    }
-                };
-                if let Some(merged) = document::merge_label(&saved, mask, label, protect) {
-                    self.autosaver.save(autosave::path_for(&shared.paths.autosave, doc.path(), *slice as u32), merged);
-                }
-            }
-            labelled += 1;
-        }
-        self.autosave(shared);
         let (first, last) = (masks.first().map_or(0, |m| m.0), masks.last().map_or(0, |m| m.0));
+        // An empty result (nothing found from the box) never clears what a slice holds.
+        let found: std::collections::BTreeMap<usize, Mask> = masks.into_iter().filter(|(_, m)| m.foreground_count() > 0).collect();
+        let labelled = self.update_slices(shared, found.keys().copied(), |k, mask| document::merge_label(mask, &found[&k], label, protect));
         let stopped = if cancelled { ", stopped early by another request" } else { "" };
         shared.set_message(format!(
             "Label {label} on {labelled} slices (of {first}–{last}) in {:.1} s{stopped}",
@@ -674,7 +667,7 @@ impl AnnotateTab {
                 self.engine.encoded_ahead += 1;
                 log::debug!("encoded ahead in {} ms: {}", took.as_millis(), path.display());
             }
-            Reply::Propagated { image, masks, took, cancelled } => self.apply_propagation(shared, image, masks, took, cancelled),
+            Reply::Propagated { masks, took, cancelled, .. } => self.apply_propagation(shared, masks, took, cancelled),
             Reply::WarmedUp { took } => {
                 self.engine.busy = None;
                 shared.set_message(format!("AI ready on {} (warmed up in {:.1} s)", shared.engine_backend(), took.as_secs_f32()));
