@@ -1,7 +1,8 @@
 // Image + mask compositing for the annotation view. The image texture holds the frame's values
 // in modality units (one channel, f32) or raw 8-bit colour; window/level is applied here, so a
 // window change costs one uniform write, not a re-upload. The mask (one u8 label per pixel) is
-// filled with `mask_color` at `opacity` and outlined, about 1.5 screen pixels wide at any zoom.
+// filled with each label's colour at `opacity` times the label's strength and outlined, about
+// 1.5 screen pixels wide at any zoom; a hidden label (strength 0) counts as background.
 
 struct Params {
     // Window centre and width, in the texture's units.
@@ -11,7 +12,6 @@ struct Params {
     invert: f32,
     // Multiplies sampled values: 255 for 8-bit colour textures, 1 for value textures.
     value_scale: f32,
-    mask_color: vec4<f32>,
     opacity: f32,
     show_mask: f32,
     // Mask pixels per screen pixel (for the outline width).
@@ -26,6 +26,8 @@ struct Params {
     _pad0: f32,
     _pad1: f32,
     _pad2: f32,
+    // Per label value: RGB and strength (0 = hidden); the label table's (app/annotate/labels.rs).
+    colors: array<vec4<f32>, 256>,
 };
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -51,22 +53,15 @@ fn vs_main(@builtin(vertex_index) index: u32) -> VertexOut {
     return out;
 }
 
+// The visible label at p: hidden labels read as background.
 fn label_at(p: vec2<f32>, size: vec2<i32>) -> u32 {
     let q = clamp(vec2<i32>(floor(p)), vec2<i32>(0, 0), size - vec2<i32>(1, 1));
-    return textureLoad(mask, q, 0).r;
+    let label = min(textureLoad(mask, q, 0).r, 255u);
+    return select(0u, label, params.colors[label].a > 0.0);
 }
 
-// Label 1 is mask_color; the others cycle through the DICOM SEG export's palette
-// (imaging/dicom_seg.rs default_rgb).
 fn label_color(label: u32) -> vec3<f32> {
-    var palette = array<vec3<f32>, 8>(
-        vec3<f32>(1.0, 0.275, 0.196), vec3<f32>(0.235, 0.706, 0.294), vec3<f32>(0.0, 0.510, 0.784),
-        vec3<f32>(0.961, 0.510, 0.188), vec3<f32>(0.569, 0.118, 0.706), vec3<f32>(0.275, 0.941, 0.941),
-        vec3<f32>(0.941, 0.196, 0.902), vec3<f32>(0.824, 0.961, 0.235));
-    if (label == 1u) {
-        return params.mask_color.rgb;
-    }
-    return palette[(label - 1u) % 8u];
+    return params.colors[label].rgb;
 }
 
 fn windowed(v: f32) -> f32 {
@@ -96,7 +91,7 @@ fn fs_main(in: VertexOut) -> @location(0) vec4<f32> {
         let up = label_at(p - vec2<f32>(0.0, d), size);
         let edge = here != right || here != left || here != down || here != up;
         if (here != 0u) {
-            rgb = mix(rgb, label_color(here), params.opacity);
+            rgb = mix(rgb, label_color(here), params.opacity * params.colors[here].a);
         }
         if (edge) {
             // The outline takes the colour of the labelled side.

@@ -183,6 +183,23 @@ fn paint_undo_redo_export_and_restore() {
     assert!(on[0] as i32 - on[2] as i32 > 40, "stroke pixel {on:?} should be red-tinted");
     assert!((off[0] as i32 - off[2] as i32).abs() < 20, "pixel off the stroke {off:?} should stay grey");
 
+    // Label 1 hidden in the label table: the composited frame shows the image there; a
+    // colour of its own (blue) once shown again.
+    harness.state_mut().annotate.label_table_mut().unwrap().entry(1).visible = false;
+    harness.run_steps(2);
+    let frame = harness.render().expect("render");
+    let hidden = frame.get_pixel((screen(&harness, 75.0, 40.0).x * ppp) as u32, (screen(&harness, 75.0, 40.0).y * ppp) as u32).0;
+    assert!((hidden[0] as i32 - hidden[2] as i32).abs() < 20, "hidden label pixel {hidden:?} should be grey");
+    {
+        let table = harness.state_mut().annotate.label_table_mut().unwrap();
+        table.entry(1).visible = true;
+        table.entry(1).rgb = [0, 60, 255];
+    }
+    harness.run_steps(2);
+    let frame = harness.render().expect("render");
+    let blue = frame.get_pixel((screen(&harness, 75.0, 40.0).x * ppp) as u32, (screen(&harness, 75.0, 40.0).y * ppp) as u32).0;
+    assert!(blue[2] as i32 - blue[0] as i32 > 40, "label 1 in its new colour: {blue:?}");
+
     harness.key_press_modifiers(Modifiers::COMMAND, Key::Z);
     harness.step();
     assert_eq!(harness.state().annotate.mask().unwrap().foreground_count(), 0, "undo removes the stroke");
@@ -472,6 +489,18 @@ fn zoom_pan_window_level_and_frames() {
     press(&mut harness, at + egui::vec2(100.0, 0.0), egui::PointerButton::Secondary, false);
     assert!(harness.state().annotate.window().unwrap().width > width, "window width {width} → {}", harness.state().annotate.window().unwrap().width);
 
+    // Ctrl + wheel (away from the user) goes up one frame, Shift + wheel back down; the zoom stays.
+    let zoom = screen(&harness, 40.0, 50.0) - screen(&harness, 20.0, 30.0);
+    for (modifiers, dy, want) in [(Modifiers::CTRL, 1.0, 1), (Modifiers::SHIFT, -1.0, 0)] {
+        harness.hover_at(screen(&harness, 32.0, 32.0));
+        let event = egui::Event::MouseWheel { unit: egui::MouseWheelUnit::Line, delta: egui::vec2(0.0, dy), phase: egui::TouchPhase::Move, source: egui::MouseWheelSource::Wheel, modifiers };
+        harness.event_modifiers(event, modifiers);
+        harness.step();
+        opened(&mut harness);
+        assert_eq!(harness.state().annotate.shown().unwrap().1, want, "{modifiers:?} + wheel");
+    }
+    assert!((screen(&harness, 40.0, 50.0) - screen(&harness, 20.0, 30.0) - zoom).length() < 0.5, "the wheel with a modifier does not zoom");
+
     // Paint on frame 0, go to frame 3 (its own, empty mask), and back: the stroke is there.
     harness.state_mut().annotate.set_tool(Tool::Brush);
     harness.state_mut().settings_mut().brush_radius = 3.0;
@@ -514,6 +543,8 @@ fn a_ct_series_opens_as_one_volume_with_two_labels_exported_as_nifti_and_seg() {
     harness.state_mut().annotate.set_tool(Tool::Box);
     drag(&mut harness, pos2(80.0, 146.0), pos2(349.0, 365.0), Modifiers::NONE);
     assert!(wait_for_engine(&mut harness, Duration::from_secs(300)));
+    harness.run_steps(2);
+    let boxed = harness.state().annotate.label_counts().unwrap()[1];
     {
         let app = harness.state_mut();
         app.annotate.propagate(&app.shared);
@@ -523,6 +554,23 @@ fn a_ct_series_opens_as_one_volume_with_two_labels_exported_as_nifti_and_seg() {
     harness.run_steps(2);
     assert_eq!(harness.state().error(), None);
     assert!(harness.state().annotate.mask().unwrap().labels().iter().filter(|&&l| l == 1).count() > 20_000);
+    let propagated = harness.state().annotate.label_counts().unwrap()[1];
+    assert!(propagated > 60_000, "label 1 over the three slices: {propagated}");
+
+    // The propagation is one undo step over every slice, and one redo brings it back.
+    harness.key_press_modifiers(Modifiers::COMMAND, Key::Z);
+    harness.step();
+    assert_eq!(harness.state().annotate.label_counts().unwrap()[1], boxed, "undone on every slice: back to the box's mask");
+    harness.key_press_modifiers(Modifiers::COMMAND | Modifiers::SHIFT, Key::Z);
+    harness.step();
+    assert_eq!(harness.state().annotate.label_counts().unwrap()[1], propagated);
+    {
+        let app = harness.state_mut();
+        let table = app.annotate.label_table_mut().unwrap();
+        table.entry(1).name = "liver".into();
+        table.entry(2).name = "marker".into();
+        app.annotate.label_table_changed(&app.shared);
+    }
 
     // Label 2: a brush stroke beside it, on this slice only.
     harness.state_mut().settings_mut().active_label = 2;
@@ -535,8 +583,16 @@ fn a_ct_series_opens_as_one_volume_with_two_labels_exported_as_nifti_and_seg() {
 
     harness.key_press_modifiers(Modifiers::COMMAND, Key::S);
     harness.step();
+    wait_for_load(&mut harness);
+    harness.run_steps(2);
     assert_eq!(harness.state().error(), None);
+    harness.get_by_label_contains("slices labelled: liver");
     let (nii, seg) = (work.path().join("ct3_mask.nii.gz"), work.path().join("ct3_seg.dcm"));
+    let description = std::fs::read_to_string(work.path().join("ct3_labels.txt")).unwrap();
+    assert!(description.contains("\"liver\"") && description.contains("\"marker\""), "{description}");
+    let slice1 = image::open(work.path().join("ct3_mask_png/slice_0001.png")).unwrap().into_luma8();
+    assert_eq!(slice1.into_raw(), mask.labels(), "slice 1's PNG label map");
+    assert!(work.path().join("ct3_mask_png/slice_0002.png").is_file() && !work.path().join("ct3_mask_png/slice_0003.png").exists());
     let labels = delightsam::imaging::nifti::read(&nii).unwrap();
     assert_eq!(labels.shape, [512, 512, 3]);
     let count = |k: usize, label: f32| labels.values[k * 512 * 512..(k + 1) * 512 * 512].iter().filter(|&&v| v == label).count();
@@ -552,7 +608,7 @@ fn a_ct_series_opens_as_one_volume_with_two_labels_exported_as_nifti_and_seg() {
     assert!(out.status.success(), "highdicom could not read the SEG: {}", String::from_utf8_lossy(&out.stderr));
     let facts: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let labels: Vec<&str> = facts["segments"].as_array().unwrap().iter().map(|s| s["label"].as_str().unwrap()).collect();
-    assert_eq!(labels, ["Label 1", "Label 2"]);
+    assert_eq!(labels, ["liver", "marker"], "segments named from the label table");
     assert_eq!(facts["frames"], 4, "label 1 on three slices, label 2 on one");
 
     // A fresh session (no autosaves) on the same series imports the SEG back: the same labels.
@@ -563,10 +619,34 @@ fn a_ct_series_opens_as_one_volume_with_two_labels_exported_as_nifti_and_seg() {
     opened(&mut harness);
     let imported = harness.state().annotate.mask().unwrap();
     assert_eq!(imported.labels().iter().filter(|&&l| l == 1).count(), count(0, 1.0), "slice 0, label 1");
+    let table = harness.state().annotate.label_table().unwrap();
+    assert_eq!((table.get(1).name.as_str(), table.get(2).name.as_str()), ("liver", "marker"), "names from the SEG's segments");
     harness.state_mut().annotate.show_frame(1);
     opened(&mut harness);
     let imported = harness.state().annotate.mask().unwrap();
     assert_eq!(imported.labels(), mask.labels(), "slice 1 as it was exported");
+
+    // Undo takes the whole import back, on every slice; the export's PNG label maps bring the
+    // same labels again.
+    harness.key_press_modifiers(Modifiers::COMMAND, Key::Z);
+    harness.step();
+    assert_eq!(harness.state().annotate.label_counts().unwrap()[1], 0, "the import undone on every slice");
+    harness.state_mut().annotate.import_labels(work.path().join("ct3_mask_png/slice_0002.png"));
+    opened(&mut harness);
+    assert_eq!(harness.state().annotate.mask().unwrap().labels(), mask.labels(), "slice 1 from its PNG");
+    let counts = harness.state().annotate.label_counts().unwrap();
+    assert_eq!((counts[1] as usize, counts[2] as usize), ((0..3).map(|k| count(k, 1.0)).sum::<usize>(), label2));
+
+    // Erasing a label clears it from every slice, as one undo step.
+    {
+        let app = harness.state_mut();
+        app.annotate.delete_label(&mut app.shared, 1);
+    }
+    let erased = harness.state().annotate.label_counts().unwrap();
+    assert_eq!((erased[1], erased[2]), (0, counts[2]));
+    harness.key_press_modifiers(Modifiers::COMMAND, Key::Z);
+    harness.step();
+    assert_eq!(harness.state().annotate.label_counts().unwrap(), counts);
 }
 
 
@@ -597,4 +677,39 @@ fn an_automatic_proposal_on_every_slice_of_a_series() {
         labelled += usize::from(mask.foreground_count() > 0);
     }
     assert!(labelled >= 2, "brain found on {labelled} of 3 sampled slices");
+}
+
+/// A study folder (a subfolder per series, and a plain image) opens as a worklist listing the
+/// series and the image; a series item opens as one volume. An enhanced multi-frame CT file
+/// (a position per frame) opens as a volume too, not frame by frame.
+#[test]
+fn a_study_folder_lists_its_series_and_a_multi_frame_ct_is_a_volume() {
+    let home = tempfile::tempdir().unwrap();
+    let study = tempfile::tempdir().unwrap();
+    for (name, from) in [("ct", shared("volumes/seg/dcmqi-ct-3slice/source")), ("mr", shared("volumes/mr-series-oblique"))] {
+        let folder = study.path().join(name);
+        std::fs::create_dir(&folder).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            copy_to(&folder, &entry.unwrap().path());
+        }
+    }
+    copy_to(study.path(), &fixture("raster/colin27_z090.png"));
+    let mut harness = app(Some(study.path().to_path_buf()), home.path(), false);
+    opened(&mut harness);
+    let items: Vec<String> = harness.state().annotate.worklist().unwrap().items.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    assert_eq!(items, ["colin27_z090.png", "ct", "mr"]);
+    harness.get_by_label_contains("ct  (series)");
+    harness.key_press(Key::PageDown);
+    harness.step();
+    opened(&mut harness);
+    let meta = harness.state().annotate.shown().unwrap().0.meta().clone();
+    assert_eq!((meta.frames, meta.format.name(), meta.path.file_name().unwrap().to_str().unwrap()), (3, "DICOM series", "ct"));
+
+    let work = tempfile::tempdir().unwrap();
+    let file = copy_to(work.path(), &fixture("dicom/eCT_Supplemental.dcm"));
+    open_path(&mut harness, file.clone());
+    opened(&mut harness);
+    let (source, _) = harness.state().annotate.shown().unwrap();
+    assert!(source.volume().is_some(), "a volume");
+    assert_eq!((source.meta().frames, source.path()), (2, file.as_path()));
 }

@@ -71,7 +71,7 @@ impl AnnotatorApp {
             shared.warn(warning);
         }
         shared.check_models_if_changed();
-        let mut annotate = AnnotateTab::new(cc, options.prepare_on_open);
+        let mut annotate = AnnotateTab::new(cc, options.prepare_on_open, shared.paths.autosave.clone());
         crash::set_flush(annotate.autosave_flush_handle());
         if let Some(path) = options.file {
             annotate.open_path(&mut shared, path);

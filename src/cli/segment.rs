@@ -122,7 +122,6 @@ fn run_volume(args: &SegmentArgs, prompts: &Prompts) -> anyhow::Result<()> {
     if start >= count {
         anyhow::bail!("--slice {start}: the volume has {count} slices (0 to {})", count - 1);
     }
-    let slices = volume.frames();
     let record = args.model.clone().unwrap_or_else(weights::default_record_path);
     let mut segmenter = DynSegmenter::load(args.backend, &record)?;
     let key = args.input.display().to_string();
@@ -132,12 +131,12 @@ fn run_volume(args: &SegmentArgs, prompts: &Prompts) -> anyhow::Result<()> {
             bar.set_position(done as u64);
             true
         };
-        let masks = propagate(&mut segmenter, &key, &slices, start, bbox, StopRule::default(), &mut progress)?;
+        let masks = propagate(&mut segmenter, &key, &volume, start, bbox, StopRule::default(), &mut progress)?;
         bar.finish_and_clear();
         masks.into_iter().map(|m| (m.slice, m.mask)).collect()
     } else {
         let prompts = Prompts { bbox: Some(bbox), points: Vec::new() };
-        vec![(start, segmenter.segment(&format!("{key}#{start}"), &slices[start], &prompts)?.mask)]
+        vec![(start, segmenter.segment(&format!("{key}#{start}"), &volume.slice(start), &prompts)?.mask)]
     };
     let labels = label_map(volume.shape, masks.iter().map(|(k, m)| (*k, m.labels())));
     let how = if args.propagate { "propagated from a box (LiteMedSAM)" } else { "from a box (LiteMedSAM)" };

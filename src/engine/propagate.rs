@@ -3,7 +3,8 @@
 //! previous slice's mask, until the object vanishes.
 
 use super::{DynSegmenter, EngineError};
-use crate::imaging::{Frame, Mask};
+use crate::imaging::Mask;
+use crate::imaging::volume::Volume;
 use crate::model::Prompts;
 
 /// When to stop: the object is taken as gone when a slice's mask has fewer pixels than this
@@ -53,21 +54,25 @@ pub fn bounding_box(mask: &Mask, margin: f32) -> Option<[f32; 4]> {
     })
 }
 
-/// Segments `slices[start]` with `bbox` (image pixels: x = column, y = row), then carries the
-/// mask up and down. `key` names the volume in the embedding cache; `progress(done)` is called
+/// Segments slice `start` of `volume` with `bbox` (image pixels: x = column, y = row), then
+/// carries the mask up and down; each slice is taken from the volume as it is reached (no copy
+/// of the whole volume). `key` names the volume in the embedding cache; `progress(done)` is called
 /// after each slice and returning `false` from it cancels (the slices done so far are kept).
 pub fn propagate(
     segmenter: &mut DynSegmenter,
     key: &str,
-    slices: &[Frame],
+    volume: &Volume,
     start: usize,
     bbox: [f32; 4],
     rule: StopRule,
     progress: &mut dyn FnMut(usize) -> bool,
 ) -> Result<Vec<SliceMask>, EngineError> {
     let mut done = Vec::new();
-    let Some(frame) = slices.get(start) else { return Ok(done) };
-    let first = segmenter.segment(&format!("{key}#{start}"), frame, &Prompts { bbox: Some(bbox), points: Vec::new() })?;
+    let total = volume.slice_count();
+    if start >= total {
+        return Ok(done);
+    }
+    let first = segmenter.segment(&format!("{key}#{start}"), &volume.slice(start), &Prompts { bbox: Some(bbox), points: Vec::new() })?;
     let start_area = first.mask.foreground_count();
     done.push(SliceMask { slice: start, mask: first.mask, predicted_iou: first.predicted_iou });
     if !progress(done.len()) || start_area == 0 {
@@ -77,11 +82,11 @@ pub fn propagate(
     for step in [1isize, -1] {
         let mut previous = done[0].mask.clone();
         let mut k = start as isize + step;
-        while k >= 0 && (k as usize) < slices.len() {
+        while k >= 0 && (k as usize) < total {
             let Some(bbox) = bounding_box(&previous, 2.0) else { break };
             let slice = k as usize;
             let result =
-                segmenter.segment(&format!("{key}#{slice}"), &slices[slice], &Prompts { bbox: Some(bbox), points: Vec::new() })?;
+                segmenter.segment(&format!("{key}#{slice}"), &volume.slice(slice), &Prompts { bbox: Some(bbox), points: Vec::new() })?;
             if result.mask.foreground_count() < min_area || result.predicted_iou < rule.min_predicted_iou {
                 break;
             }

@@ -237,7 +237,7 @@ impl Engine {
             Request::Propagate { image, source, start, bbox } => match source.volume() {
                 Some(volume) => {
                     let key = source.path().display().to_string();
-                    self.propagate(image, &key, &volume.frames(), start, bbox)
+                    self.propagate(image, &key, volume, start, bbox)
                 }
                 None => self.reply(Reply::Error { image: Some(image), message: "propagation needs a volume".into() }),
             },
@@ -268,13 +268,13 @@ impl Engine {
         self.reply(Reply::Propagated { image, masks, took: started.elapsed(), cancelled });
     }
 
-    fn propagate(&mut self, image: ImageId, volume_key: &str, slices: &[Frame], start: usize, bbox: [f32; 4]) {
+    fn propagate(&mut self, image: ImageId, volume_key: &str, volume: &crate::imaging::volume::Volume, start: usize, bbox: [f32; 4]) {
         if !self.ensure_prompt_model(Some(&image)) {
             return;
         }
         let started = Instant::now();
         let stop = self.stop_signal();
-        let (outbox, total) = (self.outbox.clone(), slices.len());
+        let (outbox, total) = (self.outbox.clone(), volume.slice_count());
         let mut cancelled = false;
         let mut progress = |done: usize| {
             if stop() {
@@ -289,7 +289,7 @@ impl Engine {
         };
         let Some(model) = self.prompt_model.as_mut() else { return };
         let rule = super::propagate::StopRule::default();
-        match super::propagate::propagate(model, volume_key, slices, start, bbox, rule, &mut progress) {
+        match super::propagate::propagate(model, volume_key, volume, start, bbox, rule, &mut progress) {
             Ok(masks) => {
                 let masks = masks.into_iter().map(|m| (m.slice, m.mask)).collect();
                 self.reply(Reply::Propagated { image, masks, took: started.elapsed(), cancelled });

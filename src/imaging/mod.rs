@@ -107,7 +107,12 @@ impl ImageSource {
         };
         let meta = ImageMeta {
             path: match &volume.origin {
-                volume::VolumeOrigin::Series(_) => series.and_then(|s| s.slices.first()).and_then(|s| s.path.parent()).map(Path::to_path_buf).unwrap_or_default(),
+                // A multi-frame file is its own path; a series of files, their folder.
+                volume::VolumeOrigin::Series(_) => match series.map(|s| &s.slices[..]) {
+                    Some([first, rest @ ..]) if rest.iter().all(|s| s.path == first.path) => first.path.clone(),
+                    Some([first, ..]) => first.path.parent().map(Path::to_path_buf).unwrap_or_default(),
+                    _ => Default::default(),
+                },
                 volume::VolumeOrigin::Nifti(path) => path.clone(),
             },
             format: if series.is_some() { SourceFormat::DicomSeries } else { SourceFormat::Nifti },

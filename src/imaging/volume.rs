@@ -151,10 +151,6 @@ impl Volume {
         Frame::from_values(self.shape[0] as u32, self.shape[1] as u32, 1, self.values[k * plane..(k + 1) * plane].to_vec())
     }
 
-    pub fn frames(&self) -> Vec<Frame> {
-        (0..self.slice_count()).map(|k| self.slice(k)).collect()
-    }
-
     /// A NIfTI label map placed on this volume's grid: each voxel takes the label of the label
     /// map's voxel nearest to the same point in patient space (so a map stored with flipped or
     /// permuted axes, or on another grid, lands in place). Voxels outside the map stay 0.

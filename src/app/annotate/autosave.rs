@@ -9,6 +9,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use image::ImageEncoder;
 use image::codecs::png::PngEncoder;
 
+use super::labels::LabelTable;
+use super::study::SavedWork;
 use crate::app::settings::set_aside_damaged;
 use crate::imaging::Mask;
 
@@ -22,7 +24,7 @@ pub fn path_for(dir: &Path, image: &Path, frame: u32) -> PathBuf {
 /// The saved work for this image, if any and if it still fits the image's size: the mask still
 /// waiting to be written if there is one, else the file. Err: a warning for the user when the
 /// file is damaged (it is set aside, never deleted) or cannot be read; the image opens without it.
-pub fn restore(saver: &Autosaver, dir: &Path, image: &Path, frame: u32, width: u32, height: u32) -> Result<Option<Mask>, String> {
+pub fn restore(saver: &AutosaveReader, dir: &Path, image: &Path, frame: u32, width: u32, height: u32) -> Result<Option<Mask>, String> {
     let fits = |mask: &Mask| mask.width() == width && mask.height() == height;
     let path = path_for(dir, image, frame);
     if let Some(mask) = saver.queued(&path) {
@@ -46,6 +48,24 @@ pub fn restore(saver: &Autosaver, dir: &Path, image: &Path, frame: u32, width: u
     }
 }
 
+/// Everything saved for `image`: the masks of its `frames` frames of `width`×`height` and its
+/// label table. Read off the UI thread, with the image.
+pub fn saved_work(saver: &AutosaveReader, dir: &Path, image: &Path, frames: u32, width: u32, height: u32) -> SavedWork {
+    let mut work = SavedWork::default();
+    for frame in 0..frames {
+        match restore(saver, dir, image, frame, width, height) {
+            Ok(Some(mask)) => work.masks.push((frame, mask)),
+            Ok(None) => {}
+            Err(warning) => work.warnings.push(warning),
+        }
+    }
+    match LabelTable::load(&LabelTable::path_beside(&path_for(dir, image, 0))) {
+        Ok(table) => work.labels = table,
+        Err(warning) => work.warnings.push(warning),
+    }
+    work
+}
+
 /// Label values as they are (not 0/255): a restored mask is the mask that was saved.
 fn encode(mask: &Mask) -> Result<Vec<u8>, image::ImageError> {
     let mut bytes = Vec::new();
@@ -54,12 +74,27 @@ fn encode(mask: &Mask) -> Result<Vec<u8>, image::ImageError> {
     Ok(bytes)
 }
 
+type Queue = Arc<Mutex<HashMap<PathBuf, (u64, Mask)>>>;
+
+/// Reads the masks an [`Autosaver`] has queued and not yet written, from any thread.
+#[derive(Clone)]
+pub struct AutosaveReader {
+    pending: Queue,
+}
+
+impl AutosaveReader {
+    /// The mask queued for `path` and not yet written, if any.
+    pub fn queued(&self, path: &Path) -> Option<Mask> {
+        self.pending.lock().ok()?.get(path).map(|(_, mask)| mask.clone())
+    }
+}
+
 /// Saves masks on its own thread; only the newest mask per file is written.
 pub struct Autosaver {
     jobs: Sender<PathBuf>,
     /// The newest mask per file not yet on disk, with a version number: an entry leaves only
     /// once that version is written, so a reopened image never misses a queued stroke.
-    pending: Arc<Mutex<HashMap<PathBuf, (u64, Mask)>>>,
+    pending: Queue,
     version: std::sync::atomic::AtomicU64,
     /// Jobs sent and not yet finished, for `flush`.
     outstanding: Arc<(Mutex<usize>, Condvar)>,
@@ -69,7 +104,7 @@ pub struct Autosaver {
 impl Autosaver {
     pub fn start() -> Self {
         let (jobs, inbox) = channel::<PathBuf>();
-        let pending: Arc<Mutex<HashMap<PathBuf, (u64, Mask)>>> = Arc::default();
+        let pending: Queue = Arc::default();
         let outstanding: Arc<(Mutex<usize>, Condvar)> = Arc::default();
         let errors: Arc<Mutex<Vec<String>>> = Arc::default();
         let (queue, count, failures) = (pending.clone(), outstanding.clone(), errors.clone());
@@ -112,9 +147,8 @@ impl Autosaver {
         let _ = self.jobs.send(path);
     }
 
-    /// The mask queued for `path` and not yet written, if any.
-    pub fn queued(&self, path: &Path) -> Option<Mask> {
-        self.pending.lock().ok()?.get(path).map(|(_, mask)| mask.clone())
+    pub fn reader(&self) -> AutosaveReader {
+        AutosaveReader { pending: self.pending.clone() }
     }
 
     /// Write failures since the last call (shown to the user).
@@ -163,13 +197,13 @@ mod tests {
         let saver = Autosaver::start();
         saver.save(path_for(dir.path(), &image, 0), mask.clone());
         // Before the write finishes, the queued mask is what comes back.
-        assert_eq!(restore(&saver, dir.path(), &image, 0, 30, 20), Ok(Some(mask.clone())));
+        assert_eq!(restore(&saver.reader(), dir.path(), &image, 0, 30, 20), Ok(Some(mask.clone())));
         saver.flush();
         assert!(saver.take_errors().is_empty());
-        assert!(saver.queued(&path_for(dir.path(), &image, 0)).is_none(), "written and dequeued");
-        assert_eq!(restore(&saver, dir.path(), &image, 0, 30, 20), Ok(Some(mask)));
-        assert_eq!(restore(&saver, dir.path(), &image, 1, 30, 20), Ok(None), "another frame");
-        assert_eq!(restore(&saver, dir.path(), &image, 0, 31, 20), Ok(None), "another size");
+        assert!(saver.reader().queued(&path_for(dir.path(), &image, 0)).is_none(), "written and dequeued");
+        assert_eq!(restore(&saver.reader(), dir.path(), &image, 0, 30, 20), Ok(Some(mask)));
+        assert_eq!(restore(&saver.reader(), dir.path(), &image, 1, 30, 20), Ok(None), "another frame");
+        assert_eq!(restore(&saver.reader(), dir.path(), &image, 0, 31, 20), Ok(None), "another size");
     }
 
     #[test]
@@ -184,15 +218,15 @@ mod tests {
         let damaged_files: [&[u8]; 4] = [&png[..png.len() / 2], b"", b"GIF89a garbage", &png[8..]];
         for damaged in damaged_files {
             std::fs::write(&path, damaged).unwrap();
-            let warning = restore(&saver, dir.path(), &image, 0, 30, 20).unwrap_err();
+            let warning = restore(&saver.reader(), dir.path(), &image, 0, 30, 20).unwrap_err();
             assert!(warning.contains("autosave of") && warning.contains("scan.png") && warning.contains("damaged"), "{warning}");
             let kept = warning.split("set aside as ").nth(1).unwrap().split(';').next().unwrap();
             assert_eq!(std::fs::read(kept).unwrap(), damaged, "kept as it was");
-            assert_eq!(restore(&saver, dir.path(), &image, 0, 30, 20), Ok(None), "then there is no autosave");
+            assert_eq!(restore(&saver.reader(), dir.path(), &image, 0, 30, 20), Ok(None), "then there is no autosave");
         }
         // The next autosave goes where the damaged one was.
         saver.save(path.clone(), mask.clone());
         saver.flush();
-        assert_eq!(restore(&saver, dir.path(), &image, 0, 30, 20), Ok(Some(mask)));
+        assert_eq!(restore(&saver.reader(), dir.path(), &image, 0, 30, 20), Ok(Some(mask)));
     }
 }

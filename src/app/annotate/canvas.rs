@@ -72,6 +72,42 @@ impl View {
     }
 }
 
+/// What the wheel did this frame: zoom by `zoom` (with pinch gestures) about the cursor, and,
+/// with Ctrl (Cmd) or Shift held on a file of several frames, move `slices` up (+, wheel away
+/// from the user) or down, one per notch. Read from the raw events, not egui's smoothed scroll,
+/// so that a wheel turn meant for the slices never also zooms a few frames later.
+struct Wheel {
+    zoom: f32,
+    slices: i64,
+}
+
+fn wheel(ui: &egui::Ui, panel_height: f32, several_frames: bool) -> Wheel {
+    let line = ui.ctx().options(|o| o.input_options.line_scroll_speed);
+    ui.input(|i| {
+        let mut out = Wheel { zoom: 1.0, slices: 0 };
+        for event in &i.events {
+            match event {
+                egui::Event::Zoom(factor) => out.zoom *= factor,
+                egui::Event::MouseWheel { unit, delta, modifiers, .. } => {
+                    let d = delta.y + delta.x;
+                    if several_frames && (modifiers.command || modifiers.ctrl || modifiers.shift || i.modifiers.command || i.modifiers.shift) {
+                        out.slices += if d > 0.0 { 1 } else if d < 0.0 { -1 } else { 0 };
+                    } else {
+                        let points = match unit {
+                            egui::MouseWheelUnit::Point => d,
+                            egui::MouseWheelUnit::Line => d * line,
+                            egui::MouseWheelUnit::Page => d * panel_height,
+                        };
+                        out.zoom *= (points * 0.002).exp();
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    })
+}
+
 /// A pointer gesture in progress (between press and release).
 enum Gesture {
     Stroke { before: Mask, last: Pos2, changed: PixelRect, label: u8 },
@@ -90,6 +126,8 @@ pub enum CanvasAction {
     Point { x: f32, y: f32, positive: bool },
     /// A patch-grid cell was switched: propose again with the edited grid.
     GridChanged,
+    /// Ctrl or Shift + wheel: this many slices (frames) up (+) or down (−).
+    StepSlices(i64),
 }
 
 impl CanvasAction {
@@ -102,6 +140,7 @@ impl CanvasAction {
             Self::BoxDragged(_) => "drag box",
             Self::Point { .. } => "point prompt",
             Self::GridChanged => "grid edit",
+            Self::StepSlices(_) => "wheel through slices",
         }
     }
 }
@@ -124,7 +163,8 @@ impl Canvas {
     }
 
     /// Draws `doc` and turns the pointer into edits of its mask and actions for the tab.
-    pub fn ui(&mut self, ui: &mut egui::Ui, doc: Option<&mut Document>, tool: Tool, settings: &Settings) -> Option<CanvasAction> {
+    /// `overlay`: colour and strength per label (the label table's).
+    pub fn ui(&mut self, ui: &mut egui::Ui, doc: Option<&mut Document>, tool: Tool, settings: &Settings, overlay: &[[f32; 4]; 256]) -> Option<CanvasAction> {
         self.hover = None;
         let panel = ui.available_rect_before_wrap();
         let response = ui.allocate_rect(panel, Sense::click_and_drag());
@@ -137,19 +177,23 @@ impl Canvas {
         let (w, h) = doc.size();
         let image_rect = self.view.layout(panel, Vec2::new(w as f32, h as f32));
         let painter = ui.painter_at(panel);
-        self.paint_image(&ctx, &painter, doc, image_rect.intersect(panel), image_rect, settings);
+        self.paint_image(&ctx, &painter, doc, image_rect.intersect(panel), image_rect, settings, overlay);
         let zoom = self.view.zoom;
         let to_screen = |p: Pos2| pos2(image_rect.min.x + p.x * zoom, image_rect.min.y + p.y * zoom);
         paint_prompts(&painter, doc, tool == Tool::Grid, &to_screen);
 
         let pointer = response.hover_pos();
         self.hover = pointer.and_then(|p| self.view.image_from_screen(p)).and_then(|at| pixel_at(doc, at));
-        if self.view_input(ui, &response, panel, doc) {
+        let wheel = wheel(ui, panel.height(), doc.source.meta().frames > 1);
+        if self.view_input(ui, &response, panel, doc, wheel.zoom) {
             self.gesture = None;
             return None;
         }
         if let Some(p) = pointer.filter(|_| matches!(tool, Tool::Brush | Tool::Eraser)) {
             painter.circle_stroke(p, settings.brush_radius * zoom, Stroke::new(1.0, Color32::from_white_alpha(180)));
+        }
+        if wheel.slices != 0 && pointer.is_some() {
+            return Some(CanvasAction::StepSlices(wheel.slices));
         }
         let action = self.tool_input(ui, &response, doc, tool, settings.brush_radius, settings.active_label.max(1));
         if let Some(g) = &self.gesture {
@@ -159,7 +203,16 @@ impl Canvas {
     }
 
     /// The image and its mask: composited on the GPU when egui runs on wgpu, else CPU textures.
-    fn paint_image(&mut self, ctx: &egui::Context, painter: &egui::Painter, doc: &mut Document, visible: Rect, image_rect: Rect, settings: &Settings) {
+    fn paint_image(
+        &mut self,
+        ctx: &egui::Context,
+        painter: &egui::Painter,
+        doc: &mut Document,
+        visible: Rect,
+        image_rect: Rect,
+        settings: &Settings,
+        overlay: &[[f32; 4]; 256],
+    ) {
         let (w, h) = doc.size();
         let uv = Rect::from_min_max(pos2(0.0, 0.0), pos2(1.0, 1.0));
         match &self.gpu {
@@ -175,7 +228,6 @@ impl Canvas {
                 }
                 if visible.is_positive() {
                     let to_uv = |p: Pos2| [(p.x - image_rect.min.x) / image_rect.width(), (p.y - image_rect.min.y) / image_rect.height()];
-                    let [r, g, b, _] = MASK_COLOR.to_normalized_gamma_f32();
                     let callback = CompositeCallback {
                         image_key: doc.id.generation,
                         uploads: uploads.clone(),
@@ -183,7 +235,7 @@ impl Canvas {
                         invert: doc.source.meta().invert_display,
                         opacity: settings.opacity,
                         show_mask: settings.show_mask,
-                        mask_color: [r, g, b, 1.0],
+                        colors: Box::new(*overlay),
                         zoom: self.view.zoom,
                         uv: [to_uv(visible.min), to_uv(visible.max)],
                     };
@@ -194,7 +246,7 @@ impl Canvas {
                 painter.image(doc.image_texture(ctx).id(), image_rect, uv, Color32::WHITE);
                 if settings.show_mask {
                     let alpha = (settings.opacity * 255.0).round() as u8;
-                    painter.image(doc.mask_texture(ctx).id(), image_rect, uv, Color32::from_white_alpha(alpha));
+                    painter.image(doc.mask_texture(ctx, overlay).id(), image_rect, uv, Color32::from_white_alpha(alpha));
                 }
             }
         }
@@ -202,12 +254,11 @@ impl Canvas {
 
     /// Zoom (wheel or pinch) about the cursor, pan (middle button or space + drag), window/level
     /// (right drag). True while panning: the tools ignore that drag.
-    fn view_input(&mut self, ui: &egui::Ui, response: &egui::Response, panel: Rect, doc: &mut Document) -> bool {
+    /// `zoom`: the wheel's and pinch's zoom factor this frame (see [`wheel`]).
+    fn view_input(&mut self, ui: &egui::Ui, response: &egui::Response, panel: Rect, doc: &mut Document, zoom: f32) -> bool {
         if let Some(p) = response.hover_pos() {
-            let (scroll, pinch) = ui.input(|i| (i.smooth_scroll_delta.y, i.zoom_delta()));
-            let factor = pinch * (scroll * 0.002).exp();
-            if (factor - 1.0).abs() > 1e-4 {
-                self.view.zoom_about(p, panel, factor);
+            if (zoom - 1.0).abs() > 1e-4 {
+                self.view.zoom_about(p, panel, zoom);
             }
         }
         let space = ui.input(|i| i.key_down(egui::Key::Space));

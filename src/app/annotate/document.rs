@@ -1,11 +1,12 @@
-//! One open image (one frame of it) with its mask, undo history, prompts and GPU textures.
+//! One open image (one frame of it) with its mask, prompts and GPU textures; the undo history
+//! and the other frames' masks are the [`Study`](super::study::Study)'s.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use egui::{Color32, ColorImage, TextureHandle, TextureOptions};
 
-use super::history::History;
+use super::history::Edit;
 use super::tools::PixelRect;
 use crate::engine::worker::{ImageId, Request};
 use crate::imaging::{Frame, ImageSource, Mask, Window};
@@ -52,7 +53,6 @@ pub struct Document {
     pub frame: Arc<Frame>,
     pub window: Window,
     pub mask: Mask,
-    pub history: History,
     pub id: ImageId,
     /// Box and points sent to LiteMedSAM (image pixels); cleared with the mask.
     pub prompts: Prompts,
@@ -67,6 +67,8 @@ pub struct Document {
     mask_dirty: Option<PixelRect>,
     /// The mask before the box previews now shown (see `preview_mask`).
     preview_base: Option<Mask>,
+    /// Overlay colour per label for the CPU texture (the label table's, hidden = transparent).
+    overlay: Box<[Color32; 256]>,
 }
 
 impl Document {
@@ -87,7 +89,6 @@ impl Document {
             frame: Arc::new(frame),
             window,
             mask,
-            history: History::default(),
             id: ImageId { generation, key },
             prompts: Prompts::default(),
             grid: None,
@@ -97,6 +98,7 @@ impl Document {
             mask_texture: None,
             mask_dirty: None,
             preview_base: None,
+            overlay: Box::new(std::array::from_fn(|l| if l == 0 { Color32::TRANSPARENT } else { label_color(l as u8) })),
         }
     }
 
@@ -113,17 +115,17 @@ impl Document {
         self.image_texture = None;
     }
 
-    /// Replaces the whole mask as one undo step (an AI result, a restored file, clear).
-    pub fn replace_mask(&mut self, mask: Mask) -> bool {
+    /// Replaces the whole mask (an AI result, an import, clear); the change as an edit for the
+    /// undo history, `None` when nothing changed.
+    pub fn replace_mask(&mut self, mask: Mask) -> Option<Edit> {
         if mask.width() != self.mask.width() || mask.height() != self.mask.height() {
-            return false;
+            return None;
         }
         let shown = std::mem::replace(&mut self.mask, mask);
         // After previews, the undo step goes back to the mask from before them.
         let before = self.preview_base.take().unwrap_or(shown);
-        let changed = self.history.record(&before, &self.mask, PixelRect::whole(&before));
         self.mark_dirty(PixelRect::whole(&self.mask));
-        changed
+        Edit::between(self.frame_index, &before, &self.mask, PixelRect::whole(&before))
     }
 
     /// The LiteMedSAM request for this image's prompts; `preview` while a box is dragged.
@@ -154,20 +156,8 @@ impl Document {
         }
     }
 
-    pub fn undo(&mut self) -> bool {
-        self.drop_preview();
-        let rect = self.history.undo(&mut self.mask);
-        rect.inspect(|r| self.mark_dirty(*r)).is_some()
-    }
-
-    pub fn redo(&mut self) -> bool {
-        self.drop_preview();
-        let rect = self.history.redo(&mut self.mask);
-        rect.inspect(|r| self.mark_dirty(*r)).is_some()
-    }
-
     /// Back to the mask from before the previews (the history's steps apply to that one).
-    fn drop_preview(&mut self) {
+    pub fn drop_preview(&mut self) {
         if let Some(base) = self.preview_base.take() {
             self.mask = base;
             self.mask_dirty = Some(PixelRect::whole(&self.mask));
@@ -189,16 +179,26 @@ impl Document {
         })
     }
 
-    /// The mask overlay texture, with only the changed part uploaded again.
-    pub fn mask_texture(&mut self, ctx: &egui::Context) -> &TextureHandle {
+    /// The mask overlay texture in the label table's colours (`lut`: RGB and strength per
+    /// label, see [`LabelTable::overlay`](super::labels::LabelTable::overlay)), with only the
+    /// changed part uploaded again.
+    pub fn mask_texture(&mut self, ctx: &egui::Context, lut: &[[f32; 4]; 256]) -> &TextureHandle {
         let options = TextureOptions::NEAREST;
+        let overlay: [Color32; 256] = std::array::from_fn(|l| {
+            let [r, g, b, a] = lut[l].map(|c| (c.clamp(0.0, 1.0) * 255.0).round() as u8);
+            if l == 0 || a == 0 { Color32::TRANSPARENT } else { Color32::from_rgba_unmultiplied(r, g, b, a) }
+        });
+        if overlay != *self.overlay {
+            *self.overlay = overlay;
+            self.mask_texture = None;
+        }
         match (&mut self.mask_texture, self.mask_dirty.take()) {
             (None, _) => {
-                let image = overlay_pixels(&self.mask, PixelRect::whole(&self.mask));
+                let image = overlay_pixels(&self.mask, PixelRect::whole(&self.mask), &self.overlay);
                 self.mask_texture = Some(ctx.load_texture("mask", image, options));
             }
             (Some(texture), Some(rect)) if !rect.is_empty() => {
-                texture.set_partial([rect.x0 as usize, rect.y0 as usize], overlay_pixels(&self.mask, rect), options);
+                texture.set_partial([rect.x0 as usize, rect.y0 as usize], overlay_pixels(&self.mask, rect, &self.overlay), options);
             }
             _ => {}
         }
@@ -226,8 +226,8 @@ impl Document {
     }
 }
 
-/// RGBA overlay pixels for `rect` of the mask: the mask colour where labelled, else clear.
-fn overlay_pixels(mask: &Mask, rect: PixelRect) -> ColorImage {
-    let pixels = rect.labels_of(mask).into_iter().map(|label| if label != 0 { label_color(label) } else { Color32::TRANSPARENT }).collect();
+/// RGBA overlay pixels for `rect` of the mask: each label's colour, clear where unlabelled.
+fn overlay_pixels(mask: &Mask, rect: PixelRect, colors: &[Color32; 256]) -> ColorImage {
+    let pixels = rect.labels_of(mask).into_iter().map(|label| colors[label as usize]).collect();
     ColorImage::new([rect.width() as usize, rect.height() as usize], pixels)
 }

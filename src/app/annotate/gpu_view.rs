@@ -1,7 +1,7 @@
 //! The image and its mask composited on the GPU by `shaders/composite.wgsl`, inside egui's
 //! wgpu render pass. The frame's values go up once per image (f32, modality units), the mask
-//! as u8 labels, then only the rectangles a stroke changed; window/level, opacity and the
-//! outline are uniforms. Used whenever egui runs on wgpu; otherwise the app draws CPU textures.
+//! as u8 labels, then only the rectangles a stroke changed; window/level, opacity, the
+//! label table's colours and the outline are uniforms. Used whenever egui runs on wgpu; otherwise the app draws CPU textures.
 
 use std::sync::{Arc, Mutex};
 
@@ -20,7 +20,6 @@ struct Params {
     width: f32,
     invert: f32,
     value_scale: f32,
-    mask_color: [f32; 4],
     opacity: f32,
     show_mask: f32,
     pixels_per_screen_pixel: f32,
@@ -29,6 +28,8 @@ struct Params {
     uv_max: [f32; 2],
     linear_output: f32,
     _pad: [f32; 3],
+    /// Per label: RGB and strength (0 = hidden).
+    colors: [[f32; 4]; 256],
 }
 
 /// Texture uploads waiting for the next painted frame. Shared by the UI and the callbacks, so
@@ -67,7 +68,8 @@ pub struct CompositeCallback {
     pub invert: bool,
     pub opacity: f32,
     pub show_mask: bool,
-    pub mask_color: [f32; 4],
+    /// Per label value: RGB (0–1) and strength (0 = hidden), from the label table.
+    pub colors: Box<[[f32; 4]; 256]>,
     /// Screen points per image pixel.
     pub zoom: f32,
     /// The part of the image (texture coordinates, min and max) the callback's rectangle shows:
@@ -248,7 +250,6 @@ impl CallbackTrait for CompositeCallback {
             width: self.window.width as f32,
             invert: f32::from(u8::from(self.invert)),
             value_scale: textures.value_scale,
-            mask_color: self.mask_color,
             opacity: self.opacity,
             show_mask: f32::from(u8::from(self.show_mask)),
             pixels_per_screen_pixel: 1.0 / (self.zoom * screen.pixels_per_point).max(1e-3),
@@ -257,6 +258,7 @@ impl CallbackTrait for CompositeCallback {
             uv_max: self.uv[1],
             linear_output: f32::from(u8::from(res.linear_output)),
             _pad: [0.0; 3],
+            colors: *self.colors,
         };
         queue.write_buffer(&res.params, 0, bytemuck::bytes_of(&params));
         Vec::new()

@@ -1,30 +1,49 @@
-//! Undo/redo for one mask. An edit is stored as the rectangle it changed, before and after, so
-//! a brush stroke on a 4096² image costs kilobytes, not 16 MB.
+//! Undo/redo for the masks of one file: every frame or slice of it. An edit is stored as the
+//! rectangle it changed on one frame, before and after, so a brush stroke on a 4096² image costs
+//! kilobytes, not 16 MB; one step is one or more edits (a propagation changes many slices and is
+//! undone at once).
 
 use super::tools::PixelRect;
 use crate::imaging::Mask;
 
-/// Undo steps kept per image; older ones are dropped.
+/// Undo steps kept per file; older ones are dropped.
 const MAX_STEPS: usize = 100;
 
-struct Edit {
-    rect: PixelRect,
+/// The part of one frame's mask an edit changed, before and after.
+pub struct Edit {
+    pub frame: u32,
+    pub rect: PixelRect,
     before: Vec<u8>,
     after: Vec<u8>,
 }
 
+impl Edit {
+    /// The change from `before` to `after` (same size) on `frame`, if anything changed. `hint`
+    /// bounds where changes can be (the whole mask when unknown).
+    pub fn between(frame: u32, before: &Mask, after: &Mask, hint: PixelRect) -> Option<Self> {
+        let rect = changed_rect(before, after, hint)?;
+        Some(Self { frame, rect, before: rect.labels_of(before), after: rect.labels_of(after) })
+    }
+
+    /// Writes the edit's pixels (before when undoing, after when redoing) into `mask`.
+    pub fn paste(&self, mask: &mut Mask, undoing: bool) {
+        paste_rect(mask, self.rect, if undoing { &self.before } else { &self.after });
+    }
+}
+
 #[derive(Default)]
 pub struct History {
-    undo: Vec<Edit>,
-    redo: Vec<Edit>,
+    undo: Vec<Vec<Edit>>,
+    redo: Vec<Vec<Edit>>,
 }
 
 impl History {
-    /// Records the change from `before` to `after` (same size) as one step, if anything changed.
-    /// `hint` bounds where changes can be (the whole mask when unknown).
-    pub fn record(&mut self, before: &Mask, after: &Mask, hint: PixelRect) -> bool {
-        let Some(rect) = changed_rect(before, after, hint) else { return false };
-        self.undo.push(Edit { rect, before: rect.labels_of(before), after: rect.labels_of(after) });
+    /// Records edits (of one or more frames) as one step; false when there are none.
+    pub fn record_step(&mut self, edits: Vec<Edit>) -> bool {
+        if edits.is_empty() {
+            return false;
+        }
+        self.undo.push(edits);
         if self.undo.len() > MAX_STEPS {
             self.undo.remove(0);
         }
@@ -32,21 +51,24 @@ impl History {
         true
     }
 
-    /// Puts the last step back; returns the rectangle that changed.
-    pub fn undo(&mut self, mask: &mut Mask) -> Option<PixelRect> {
-        let edit = self.undo.pop()?;
-        paste_rect(mask, edit.rect, &edit.before);
-        let rect = edit.rect;
-        self.redo.push(edit);
-        Some(rect)
+    /// Takes the last step to undo; the caller pastes each edit's `before` (last edit first)
+    /// and hands it back with [`Self::undone`].
+    pub fn take_undo(&mut self) -> Option<Vec<Edit>> {
+        self.undo.pop()
     }
 
-    pub fn redo(&mut self, mask: &mut Mask) -> Option<PixelRect> {
-        let edit = self.redo.pop()?;
-        paste_rect(mask, edit.rect, &edit.after);
-        let rect = edit.rect;
-        self.undo.push(edit);
-        Some(rect)
+    pub fn undone(&mut self, step: Vec<Edit>) {
+        self.redo.push(step);
+    }
+
+    /// Takes the last undone step; the caller pastes each edit's `after` (in order) and hands it
+    /// back with [`Self::redone`].
+    pub fn take_redo(&mut self) -> Option<Vec<Edit>> {
+        self.redo.pop()
+    }
+
+    pub fn redone(&mut self, step: Vec<Edit>) {
+        self.undo.push(step);
     }
 
     pub fn can_undo(&self) -> bool {
@@ -92,6 +114,24 @@ mod tests {
     use super::*;
     use crate::app::tools::{FOREGROUND, paint_segment};
 
+    fn record(history: &mut History, before: &Mask, after: &Mask, hint: PixelRect) -> bool {
+        history.record_step(Edit::between(0, before, after, hint).into_iter().collect())
+    }
+
+    fn undo(history: &mut History, mask: &mut Mask) -> Option<()> {
+        let step = history.take_undo()?;
+        step.iter().rev().for_each(|e| e.paste(mask, true));
+        history.undone(step);
+        Some(())
+    }
+
+    fn redo(history: &mut History, mask: &mut Mask) -> Option<()> {
+        let step = history.take_redo()?;
+        step.iter().for_each(|e| e.paste(mask, false));
+        history.redone(step);
+        Some(())
+    }
+
     #[test]
     fn undo_and_redo_restore_exact_masks_and_store_only_the_changed_part() {
         let mut mask = Mask::new(64, 48);
@@ -100,26 +140,26 @@ mod tests {
             .map(|i| {
                 let before = mask.clone();
                 let hint = paint_segment(&mut mask, (5.0 + 20.0 * i as f32, 10.0), (10.0 + 20.0 * i as f32, 30.0), 2.0, FOREGROUND);
-                assert!(history.record(&before, &mask, hint));
+                assert!(record(&mut history, &before, &mask, hint));
                 mask.clone()
             })
             .collect();
         // The stroke's bounding box (about 10×25 px), not the whole 64×48 mask.
-        assert!(history.undo[0].before.len() <= 300, "stored {} px", history.undo[0].before.len());
-        assert!(!history.record(&mask.clone(), &mask, PixelRect::whole(&mask)), "no change, no step");
+        assert!(history.undo[0][0].before.len() <= 300, "stored {} px", history.undo[0][0].before.len());
+        assert!(!record(&mut history, &mask.clone(), &mask, PixelRect::whole(&mask)), "no change, no step");
 
-        history.undo(&mut mask).unwrap();
+        undo(&mut history, &mut mask).unwrap();
         assert_eq!(mask, states[1]);
-        history.undo(&mut mask).unwrap();
-        history.undo(&mut mask).unwrap();
+        undo(&mut history, &mut mask).unwrap();
+        undo(&mut history, &mut mask).unwrap();
         assert_eq!(mask.foreground_count(), 0);
-        assert!(history.undo(&mut mask).is_none());
-        history.redo(&mut mask).unwrap();
+        assert!(undo(&mut history, &mut mask).is_none());
+        redo(&mut history, &mut mask).unwrap();
         assert_eq!(mask, states[0]);
         // A new edit after an undo drops the redo branch.
         let before = mask.clone();
         let hint = paint_segment(&mut mask, (60.0, 40.0), (60.0, 40.0), 1.0, FOREGROUND);
-        history.record(&before, &mask, hint);
+        record(&mut history, &before, &mask, hint);
         assert!(!history.can_redo());
     }
 }

@@ -5,13 +5,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::autosave::{self, AutosaveReader};
+use super::study::SavedWork;
 use super::worklist::Worklist;
 use crate::app::background::Background;
 use crate::imaging::volume::Volume;
-use crate::imaging::{Frame, ImageSource, nifti, series};
+use crate::imaging::{Frame, ImageSource, Mask, nifti, series};
 
 pub enum LoadResult {
-    Loaded { source: Arc<ImageSource>, frame_index: u32, frame: Frame },
+    /// A frame of a file; with the file's saved work when the file was opened (not another
+    /// frame of the file already open).
+    Loaded { source: Arc<ImageSource>, frame_index: u32, frame: Frame, saved: Option<SavedWork> },
     /// A folder's images with their states.
     Folder(Worklist),
     Failed(String),
@@ -20,7 +24,9 @@ pub enum LoadResult {
     /// A label map chosen to import into the shown volume.
     LabelsPicked(PathBuf),
     /// A label map read onto a volume's grid (voxel (i, j, k) at `i + nx · (j + ny · k)`).
-    Labels { volume: PathBuf, from: PathBuf, labels: Vec<u8>, shape: [usize; 3] },
+    /// Slice k of `labels` goes to frame `first + k` (an image's mask: the shown frame).
+    /// `names`: the segment names a DICOM SEG gives (value, name).
+    Labels { volume: PathBuf, from: PathBuf, labels: Vec<u8>, shape: [usize; 3], first: usize, names: Vec<(u8, String)> },
 }
 
 pub struct Loader {
@@ -28,11 +34,20 @@ pub struct Loader {
     jobs: Background<(u64, LoadResult)>,
     generation: u64,
     in_flight: bool,
+    /// Where the saved work read with each file is.
+    saved: SavedWorkPlace,
+}
+
+/// The autosave folder and the masks queued for it.
+#[derive(Clone)]
+struct SavedWorkPlace {
+    dir: PathBuf,
+    queued: AutosaveReader,
 }
 
 impl Loader {
-    pub fn new(ctx: &egui::Context) -> Self {
-        Self { jobs: Background::new(ctx), generation: 0, in_flight: false }
+    pub fn new(ctx: &egui::Context, autosave_dir: PathBuf, queued: AutosaveReader) -> Self {
+        Self { jobs: Background::new(ctx), generation: 0, in_flight: false, saved: SavedWorkPlace { dir: autosave_dir, queued } }
     }
 
     /// A file or folder is being read.
@@ -42,18 +57,21 @@ impl Loader {
 
     /// Opens an image file (its first frame).
     pub fn open(&mut self, path: PathBuf) {
-        self.start(move || read_first_frame(&path));
+        let saved = self.saved.clone();
+        self.start(move || read_first_frame(&path, &saved));
     }
 
     /// Opens a file, or a folder as a worklist with its images' states (exported, edited).
-    pub fn open_any(&mut self, path: PathBuf, export_dir: Option<PathBuf>, autosave_dir: PathBuf) {
-        self.start(move || if path.is_dir() { open_folder(&path, export_dir.as_deref(), &autosave_dir) } else { read_first_frame(&path) });
+    pub fn open_any(&mut self, path: PathBuf, export_dir: Option<PathBuf>) {
+        let saved = self.saved.clone();
+        self.start(move || if path.is_dir() { open_folder(&path, export_dir.as_deref(), &saved) } else { read_first_frame(&path, &saved) });
     }
 
+    /// Another frame or slice of the open file (its saved work is held already).
     pub fn frame(&mut self, source: Arc<ImageSource>, frame_index: u32) {
         self.start(move || {
             let frame = source.frame(frame_index).map_err(|e| e.to_string())?;
-            Ok(LoadResult::Loaded { source, frame_index, frame })
+            Ok(LoadResult::Loaded { source, frame_index, frame, saved: None })
         });
     }
 
@@ -66,22 +84,39 @@ impl Loader {
         self.jobs.dialog(move || dialog.pick_file(), |path| (0, LoadResult::Picked(path)));
     }
 
-    /// Shows the native file dialog for a label map (NIfTI or DICOM SEG) to import.
+    /// Shows the native file dialog for a label map (NIfTI, DICOM SEG, PNG/TIFF) to import.
     pub fn pick_labels(&mut self) {
         let dialog = rfd::FileDialog::new()
-            .set_title("Import labels into this volume")
-            .add_filter("Label maps", &["nii", "gz", "dcm"])
+            .set_title("Import labels")
+            .add_filter("Label maps", &["nii", "gz", "dcm", "png", "tif", "tiff"])
             .add_filter("All files", &["*"]);
         self.jobs.dialog(move || dialog.pick_file(), |path| (0, LoadResult::LabelsPicked(path)));
     }
 
-    /// Reads a label map (NIfTI, placed through the affines, or a DICOM SEG referencing the
-    /// series) onto the shown volume's grid.
-    pub fn import_labels(&mut self, source: Arc<ImageSource>, path: PathBuf) {
+    /// Reads a label map onto the open file's grid: for a volume a NIfTI (placed through the
+    /// affines), a DICOM SEG referencing the series, or the per-slice PNGs of a volume export
+    /// (`slice_NNNN.png` beside the chosen one); for an image a PNG/TIFF mask of its size, onto
+    /// frame `frame`.
+    pub fn import_labels(&mut self, source: Arc<ImageSource>, frame: u32, path: PathBuf) {
         self.start(move || {
-            let volume = source.volume().ok_or("labels are imported into a volume (a DICOM series or a NIfTI file)")?;
-            let (labels, _) = volume.read_labels(&path).map_err(|e| e.to_string())?;
-            Ok(LoadResult::Labels { volume: source.path().to_path_buf(), from: path, labels, shape: volume.shape })
+            let mut names = Vec::new();
+            let (labels, shape, first) = match source.volume() {
+                _ if !is_raster(&path) && source.volume().is_none() => {
+                    return Err(format!("{}: an image takes a PNG or TIFF mask; NIfTI and DICOM SEG label maps go onto volumes", path.display()));
+                }
+                Some(volume) if is_raster(&path) => (slice_pngs(&path, volume.shape)?, volume.shape, 0),
+                Some(volume) => {
+                    let (labels, segments) = volume.read_labels(&path).map_err(|e| e.to_string())?;
+                    names = segments;
+                    (labels, volume.shape, 0)
+                }
+                None => {
+                    let mask = Mask::load(&path).map_err(|e| e.to_string())?;
+                    mask.check_size(&path, source.meta().cols, source.meta().rows).map_err(|e| e.to_string())?;
+                    (mask.labels().to_vec(), [mask.width() as usize, mask.height() as usize, 1], frame as usize)
+                }
+            };
+            Ok(LoadResult::Labels { volume: source.path().to_path_buf(), from: path, labels, shape, first, names })
         });
     }
 
@@ -128,30 +163,80 @@ impl Loader {
     }
 }
 
-fn read_first_frame(path: &Path) -> Result<LoadResult, String> {
-    let source = if nifti::is_nifti_path(path) {
-        ImageSource::open_volume(path).map_err(|e| e.to_string())?
-    } else {
-        ImageSource::open(path).map_err(|e| e.to_string())?
-    };
-    loaded(source)
+fn is_raster(path: &Path) -> bool {
+    path.extension().is_some_and(|e| ["png", "tif", "tiff"].contains(&e.to_string_lossy().to_ascii_lowercase().as_str()))
 }
 
-fn loaded(source: ImageSource) -> Result<LoadResult, String> {
+/// The `slice_NNNN.png` label maps in `chosen`'s folder (as a volume export writes them), slice
+/// NNNN of a volume of `shape`; 0/255 maps import as label 1.
+fn slice_pngs(chosen: &Path, shape: [usize; 3]) -> Result<Vec<u8>, String> {
+    let [nx, ny, nz] = shape;
+    let folder = chosen.parent().unwrap_or(Path::new("."));
+    let entries = std::fs::read_dir(folder).map_err(|e| format!("{}: cannot read the folder: {e}", folder.display()))?;
+    let mut labels = vec![0u8; nx * ny * nz];
+    let mut found = 0;
+    for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+        let name = path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+        let Some(k) = name.strip_prefix("slice_").and_then(|n| n.strip_suffix(".png")).and_then(|n| n.parse::<usize>().ok()) else { continue };
+        if k >= nz {
+            return Err(format!("{}: slice {k} of a volume of {nz} slices", path.display()));
+        }
+        let mask = Mask::load(&path).map_err(|e| e.to_string())?;
+        mask.check_size(&path, nx as u32, ny as u32).map_err(|e| e.to_string())?;
+        labels[k * nx * ny..(k + 1) * nx * ny].copy_from_slice(mask.labels());
+        found += 1;
+    }
+    if found == 0 {
+        return Err(format!("{}: no slice_NNNN.png label maps (as a volume export writes them) in this folder", folder.display()));
+    }
+    Ok(labels)
+}
+
+fn read_first_frame(path: &Path, saved: &SavedWorkPlace) -> Result<LoadResult, String> {
+    let source = if path.is_dir() {
+        // A worklist item that is a series folder.
+        let series = one_series(path)?.ok_or_else(|| format!("{}: not a folder holding one DICOM series", path.display()))?;
+        ImageSource::from_volume(Volume::from_series(series).map_err(|e| e.to_string())?)
+    } else if nifti::is_nifti_path(path) {
+        ImageSource::open_volume(path).map_err(|e| e.to_string())?
+    } else {
+        let plain = ImageSource::open(path).map_err(|e| e.to_string())?;
+        // A multi-frame DICOM whose frames each have a position (enhanced CT/MR) is a volume;
+        // other multi-frame files (cine, ultrasound loops) open frame by frame.
+        let multi_frame_dicom = plain.meta().frames > 1 && plain.meta().format == crate::imaging::SourceFormat::Dicom;
+        match multi_frame_dicom.then(|| Volume::open(path)) {
+            Some(Ok(volume)) => ImageSource::from_volume(volume),
+            _ => plain,
+        }
+    };
+    loaded(source, saved)
+}
+
+fn loaded(source: ImageSource, saved: &SavedWorkPlace) -> Result<LoadResult, String> {
     let frame = source.frame(0).map_err(|e| e.to_string())?;
-    Ok(LoadResult::Loaded { source: Arc::new(source), frame_index: 0, frame })
+    let work = autosave::saved_work(&saved.queued, &saved.dir, source.path(), source.meta().frames, frame.width, frame.height);
+    Ok(LoadResult::Loaded { source: Arc::new(source), frame_index: 0, frame, saved: Some(work) })
 }
 
 /// A folder holding one DICOM series (and nothing else) opens as one volume; any other folder
 /// as a worklist of its images.
-fn open_folder(folder: &Path, export_dir: Option<&Path>, autosave_dir: &Path) -> Result<LoadResult, String> {
+fn open_folder(folder: &Path, export_dir: Option<&Path>, saved: &SavedWorkPlace) -> Result<LoadResult, String> {
     match series_volume(folder)? {
-        Some(source) => loaded(source),
-        None => scan_folder(folder, export_dir, autosave_dir),
+        Some(source) => loaded(source, saved),
+        None => scan_folder(folder, export_dir, &saved.dir),
     }
 }
 
 fn series_volume(folder: &Path) -> Result<Option<ImageSource>, String> {
+    match one_series(folder)? {
+        Some(series) => Ok(Some(ImageSource::from_volume(Volume::from_series(series).map_err(|e| e.to_string())?))),
+        None => Ok(None),
+    }
+}
+
+/// The folder's DICOM series when it holds exactly one (of several slices at distinct
+/// positions) and nothing else; its headers are read, not its pixels.
+fn one_series(folder: &Path) -> Result<Option<series::Series>, String> {
     let raster = |p: &Path| {
         p.extension().is_some_and(|e| ["png", "jpg", "jpeg", "tif", "tiff", "bmp"].contains(&e.to_string_lossy().to_ascii_lowercase().as_str()))
     };
@@ -164,13 +249,26 @@ fn series_volume(folder: &Path) -> Result<Option<ImageSource>, String> {
     if !one_volume {
         return Ok(None);
     }
-    let volume = Volume::from_series(scan.series.remove(0)).map_err(|e| e.to_string())?;
-    Ok(Some(ImageSource::from_volume(volume)))
+    Ok(Some(scan.series.remove(0)))
+}
+
+/// Subfolders holding one DICOM series each (a study exported as a folder per series).
+fn series_subfolders(folder: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(folder) else { return Vec::new() };
+    entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+        .filter(|p| matches!(one_series(p), Ok(Some(_))))
+        .collect()
 }
 
 fn scan_folder(folder: &Path, export_dir: Option<&Path>, autosave_dir: &Path) -> Result<LoadResult, String> {
-    match Worklist::scan(folder, export_dir, autosave_dir) {
-        Ok(list) if list.items.is_empty() => Err(format!("{}: no images in this folder", folder.display())),
+    let scanned = Worklist::scan(folder, export_dir, autosave_dir).map(|mut list| {
+        list.add_series(series_subfolders(folder), export_dir, autosave_dir);
+        list
+    });
+    match scanned {
+        Ok(list) if list.items.is_empty() => Err(format!("{}: no images or DICOM series in this folder", folder.display())),
         Ok(list) => Ok(LoadResult::Folder(list)),
         Err(e) => Err(format!("{}: cannot read the folder: {e}", folder.display())),
     }

@@ -7,8 +7,10 @@ mod canvas;
 mod document;
 mod gpu_view;
 mod history;
+mod labels;
 mod loader;
 mod panels;
+mod study;
 pub mod tools;
 mod volume_export;
 mod welcome;
@@ -22,6 +24,10 @@ use std::time::Duration;
 use self::autosave::Autosaver;
 use self::canvas::{Canvas, CanvasAction};
 use self::document::Document;
+use self::history::Edit;
+use self::labels::LabelTable;
+use self::study::{SavedWork, Study};
+use self::volume_export::VolumeExport;
 use self::gpu_view::{CompositeResources, SharedUploads};
 use self::loader::{LoadResult, Loader};
 use self::tools::Tool;
@@ -55,6 +61,8 @@ pub struct AnnotateTab {
     loader: Loader,
     autosaver: Autosaver,
     doc: Option<Document>,
+    /// The open file's other frames, undo history and label table (set with `doc`).
+    study: Option<Study>,
     worklist: Option<Worklist>,
     /// Worklist states read again after the export folder changed (folder, states).
     state_reads: Background<(PathBuf, HashMap<PathBuf, ItemState>)>,
@@ -71,19 +79,26 @@ pub struct AnnotateTab {
     pending_frame: Option<u32>,
     /// The volume a propagation runs on, the label it writes and whether it keeps other labels.
     propagating: Option<(PathBuf, u8, bool)>,
+    /// Volume exports being written (the volume, then what was written or why not).
+    volume_exports: Background<(PathBuf, Result<VolumeExport, String>)>,
+    exports_running: usize,
+    /// Label-table saves that failed.
+    table_saves: Background<Result<(), String>>,
 }
 
 impl AnnotateTab {
-    pub fn new(cc: &eframe::CreationContext<'_>, prepare_on_open: bool) -> Self {
+    pub fn new(cc: &eframe::CreationContext<'_>, prepare_on_open: bool, autosave_dir: PathBuf) -> Self {
         let gpu: Option<SharedUploads> = cc.wgpu_render_state.as_ref().map(|state| {
             CompositeResources::install(state);
             SharedUploads::default()
         });
         let ctx = &cc.egui_ctx;
+        let autosaver = Autosaver::start();
         Self {
-            loader: Loader::new(ctx),
-            autosaver: Autosaver::start(),
+            loader: Loader::new(ctx, autosave_dir, autosaver.reader()),
+            autosaver,
             doc: None,
+            study: None,
             worklist: None,
             state_reads: Background::new(ctx),
             export_picks: Background::new(ctx),
@@ -94,6 +109,9 @@ impl AnnotateTab {
             prepare_on_open,
             pending_frame: None,
             propagating: None,
+            volume_exports: Background::new(ctx),
+            exports_running: 0,
+            table_saves: Background::new(ctx),
         }
     }
 
@@ -170,12 +188,29 @@ impl AnnotateTab {
     }
 
     /// Blocks until the pending reads (a folder, then its first image) have arrived and been
-    /// applied. Tests and scripts only.
+    /// applied, and the volume exports under way are written. Tests and scripts only.
     pub fn wait_for_load(&mut self, shared: &mut Shared) {
         while self.loader.is_busy() {
             let results = self.loader.wait();
             self.apply_loads(shared, results);
         }
+        while self.exports_running > 0 {
+            match self.volume_exports.wait(Duration::from_secs(600)) {
+                Some((volume, result)) => self.apply_volume_export(shared, &volume, result),
+                None => break,
+            }
+        }
+    }
+
+    /// The label table of the open file.
+    pub fn label_table(&self) -> Option<&LabelTable> {
+        self.study.as_ref().map(|s| &s.labels)
+    }
+
+    /// Pixels per label value over every frame or slice of the open file.
+    pub fn label_counts(&self) -> Option<[u64; 256]> {
+        let (doc, study) = (self.doc.as_ref()?, self.study.as_ref()?);
+        Some(study.counts_with(&doc.mask))
     }
 
     /// Applies the engine's replies as they come until `done` holds (false after `timeout`).
@@ -222,7 +257,7 @@ impl AnnotateTab {
 
     pub fn open_path(&mut self, shared: &mut Shared, path: PathBuf) {
         crate::app::crash::note("open");
-        self.loader.open_any(path, shared.settings.export_dir.clone(), shared.paths.autosave.clone());
+        self.loader.open_any(path, shared.settings.export_dir.clone());
     }
 
     /// The next (`+1`) or previous (`-1`) image of the worklist.
@@ -254,7 +289,7 @@ impl AnnotateTab {
     fn apply_loads(&mut self, shared: &mut Shared, results: Vec<LoadResult>) {
         for result in results {
             match result {
-                LoadResult::Loaded { source, frame_index, frame } => self.show(shared, source, frame_index, frame),
+                LoadResult::Loaded { source, frame_index, frame, saved } => self.show(shared, source, frame_index, frame, saved),
                 LoadResult::Folder(list) => {
                     shared.settings.remember_folder(&list.folder);
                     let first = list.items[0].clone();
@@ -267,12 +302,17 @@ impl AnnotateTab {
                 }
                 LoadResult::Picked(path) => self.open_path(shared, path),
                 LoadResult::LabelsPicked(path) => self.import_labels(path),
-                LoadResult::Labels { volume, from, labels, shape } => self.apply_imported_labels(shared, &volume, &from, &labels, shape),
+                LoadResult::Labels { volume, from, labels, shape, first, names } => {
+                    self.apply_imported_labels(shared, &volume, &from, &labels, shape, first);
+                    self.name_imported_labels(shared, &volume, names);
+                }
             }
         }
     }
 
-    fn show(&mut self, shared: &mut Shared, source: Arc<ImageSource>, frame_index: u32, frame: crate::imaging::Frame) {
+    /// Shows a frame: of a newly opened file with its `saved` work (a new study), or another
+    /// frame of the open one (`saved` is `None`; the shown mask goes back to the study).
+    fn show(&mut self, shared: &mut Shared, source: Arc<ImageSource>, frame_index: u32, frame: crate::imaging::Frame, saved: Option<SavedWork>) {
         self.generation += 1;
         // The loader delivers only the newest request: whatever was pending is answered.
         self.pending_frame = None;
@@ -291,14 +331,28 @@ impl AnnotateTab {
                 shared.warn(format!("{name}: {warning}"));
             }
         }
-        let (w, h) = doc.size();
-        match autosave::restore(&self.autosaver, &shared.paths.autosave, doc.path(), frame_index, w, h) {
-            Ok(Some(saved)) => {
-                doc.mask = saved;
-                doc.unexported = !export_path_for(shared, &doc).is_file();
+        let size = doc.size();
+        let same_study = saved.is_none() && self.study.as_ref().is_some_and(|s| s.path == doc.path());
+        match (saved, self.doc.take()) {
+            (None, Some(mut old)) if same_study => {
+                old.drop_preview();
+                doc.unexported = old.unexported;
+                if let Some(study) = &mut self.study {
+                    study.put(old.frame_index, old.mask);
+                }
             }
-            Ok(None) => {}
-            Err(warning) => shared.warn(warning),
+            (saved, _) => {
+                let saved = saved.unwrap_or_default();
+                for warning in &saved.warnings {
+                    shared.warn(warning.clone());
+                }
+                let restored = !saved.masks.is_empty();
+                self.study = Some(Study::new(doc.path(), size, saved));
+                doc.unexported = restored && !export_path_for(shared, &doc).is_file();
+            }
+        }
+        if let Some(study) = &mut self.study {
+            doc.mask = study.take(frame_index);
         }
         shared.settings.remember_file(doc.path());
         if let Some(list) = &mut self.worklist {
@@ -308,7 +362,7 @@ impl AnnotateTab {
             shared.engine.send(Request::Prepare { image: doc.id.clone(), frame: doc.frame.clone() });
             if let Some(list) = &self.worklist {
                 // Next, previous, the one after next: where the user most likely goes.
-                let paths = [1, -1, 2].iter().filter_map(|&by| list.step(by).cloned()).filter(|p| !crate::imaging::nifti::is_nifti_path(p)).collect();
+                let paths = [1, -1, 2].iter().filter_map(|&by| list.step(by).cloned()).filter(|p| !crate::imaging::nifti::is_nifti_path(p) && !list.series.contains(p)).collect();
                 shared.engine.send(Request::EncodeAhead { paths });
             }
         }
@@ -326,33 +380,72 @@ impl AnnotateTab {
             hint.protect_other_labels(before, &mut doc.mask, shared.settings.active_label.max(1));
         }
         doc.mark_dirty(hint);
-        if doc.history.record(before, &doc.mask, hint) {
+        let edit = Edit::between(doc.frame_index, before, &doc.mask, hint);
+        self.record(shared, edit.into_iter().collect());
+    }
+
+    /// Records edits (of the shown frame and any others, already applied) as one undo step;
+    /// autosaves the shown frame when it changed.
+    fn record(&mut self, shared: &Shared, edits: Vec<Edit>) {
+        let (Some(doc), Some(study)) = (&self.doc, &mut self.study) else { return };
+        let shown = edits.iter().any(|e| e.frame == doc.frame_index);
+        if study.history.record_step(edits) && shown {
             self.autosave(shared);
         }
     }
 
-    pub fn undo(&mut self, shared: &Shared) {
+    pub fn can_undo(&self) -> bool {
+        self.study.as_ref().is_some_and(|s| s.history.can_undo())
+    }
+
+    pub fn can_redo(&self) -> bool {
+        self.study.as_ref().is_some_and(|s| s.history.can_redo())
+    }
+
+    pub fn undo(&mut self, shared: &mut Shared) {
         crate::app::crash::note("undo");
-        if self.doc.as_mut().is_some_and(|d| d.undo()) {
-            self.autosave(shared);
-        }
+        self.step_history(shared, true);
     }
 
-    pub fn redo(&mut self, shared: &Shared) {
+    pub fn redo(&mut self, shared: &mut Shared) {
         crate::app::crash::note("redo");
-        if self.doc.as_mut().is_some_and(|d| d.redo()) {
+        self.step_history(shared, false);
+    }
+
+    /// Undoes or redoes the last step on every frame it touched; the other frames' masks are
+    /// autosaved, and the status line says which slices changed besides the shown one.
+    fn step_history(&mut self, shared: &mut Shared, undoing: bool) {
+        let (Some(doc), Some(study)) = (&mut self.doc, &mut self.study) else { return };
+        doc.drop_preview();
+        let mut others = std::collections::BTreeSet::new();
+        let mut shown = false;
+        for (frame, rect) in study.step_back(undoing, doc.frame_index, &mut doc.mask) {
+            if frame == doc.frame_index {
+                doc.mark_dirty(rect);
+                shown = true;
+            } else {
+                others.insert(frame);
+            }
+        }
+        let masks: Vec<(u32, Mask)> = others.iter().map(|&frame| (frame, study.mask(frame))).collect();
+        for (frame, mask) in masks {
+            self.save_frame(shared, frame, mask);
+        }
+        if shown {
             self.autosave(shared);
+        }
+        if let (Some(first), Some(last)) = (others.first(), others.last()) {
+            let what = if undoing { "Undone" } else { "Redone" };
+            shared.set_message(format!("{what} on {} other slices ({first}–{last})", others.len()));
         }
     }
 
     pub fn clear_mask(&mut self, shared: &Shared) {
-        if let Some(doc) = &mut self.doc {
-            let (w, h) = doc.size();
-            doc.prompts = Default::default();
-            if doc.replace_mask(Mask::new(w, h)) {
-                self.autosave(shared);
-            }
-        }
+        let Some(doc) = &mut self.doc else { return };
+        let (w, h) = doc.size();
+        doc.prompts = Default::default();
+        let edit = doc.replace_mask(Mask::new(w, h));
+        self.record(shared, edit.into_iter().collect());
     }
 
     pub fn fill_at(&mut self, shared: &Shared, x: f32, y: f32, label: u8) {
@@ -367,12 +460,32 @@ impl AnnotateTab {
 
     fn autosave(&mut self, shared: &Shared) {
         let Some(doc) = &self.doc else { return };
-        let path = autosave::path_for(&shared.paths.autosave, doc.path(), doc.frame_index);
-        self.autosaver.save(path, doc.mask.clone());
+        let (frame, mask) = (doc.frame_index, doc.mask.clone());
+        self.save_frame(shared, frame, mask);
+    }
+
+    /// Autosaves frame `frame`'s mask of the open file (on the autosave thread).
+    fn save_frame(&mut self, shared: &Shared, frame: u32, mask: Mask) {
+        let Some(doc) = &self.doc else { return };
+        self.autosaver.save(autosave::path_for(&shared.paths.autosave, doc.path(), frame), mask);
         // The worklist shows the work in progress without looking for the file.
         if let Some(list) = &mut self.worklist {
-            list.autosaved(doc.path(), doc.frame_index);
+            list.autosaved(doc.path(), frame);
         }
+    }
+
+    /// The label table changed: the overlay follows at once; the table is saved beside the
+    /// study's autosaves in the background.
+    pub fn label_table_changed(&mut self, shared: &Shared) {
+        let (Some(doc), Some(study)) = (&self.doc, &self.study) else { return };
+        let path = LabelTable::path_beside(&autosave::path_for(&shared.paths.autosave, doc.path(), 0));
+        let table = study.labels.clone();
+        self.table_saves.spawn(move || table.save(&path));
+    }
+
+    /// The label table to edit (call [`Self::label_table_changed`] after a change).
+    pub fn label_table_mut(&mut self) -> Option<&mut LabelTable> {
+        self.study.as_mut().map(|s| &mut s.labels)
     }
 
     fn apply_canvas(&mut self, shared: &mut Shared, action: CanvasAction) {
@@ -384,6 +497,7 @@ impl AnnotateTab {
             CanvasAction::BoxDragged(corners) => self.drag_box(shared, corners),
             CanvasAction::Point { x, y, positive } => self.add_point(shared, x, y, positive),
             CanvasAction::GridChanged => self.propose(shared, true),
+            CanvasAction::StepSlices(by) => self.step_frame(by),
         }
     }
 
@@ -429,27 +543,28 @@ impl AnnotateTab {
         self.engine.busy = Some(format!("Automatic proposal ({})…", doc.modality));
     }
 
-    /// Reads a label map (NIfTI or DICOM SEG) onto the shown volume, in the background.
+    /// Reads a label map (NIfTI, DICOM SEG or PNG) onto the open volume or image, in the
+    /// background.
     pub fn import_labels(&mut self, path: PathBuf) {
         crate::app::crash::note("import labels");
         if let Some(doc) = &self.doc {
-            self.loader.import_labels(doc.source.clone(), path);
+            self.loader.import_labels(doc.source.clone(), doc.frame_index, path);
         }
     }
 
-    /// An imported label map: its labels written over each slice's mask (the shown slice as an
-    /// undo step, the others into their autosaves); where it has no label, the masks stay.
-    fn apply_imported_labels(&mut self, shared: &mut Shared, volume: &std::path::Path, from: &std::path::Path, labels: &[u8], shape: [usize; 3]) {
+    /// An imported label map: its labels written over each slice's mask, all as one undo step;
+    /// where it has no label, the masks stay.
+    fn apply_imported_labels(&mut self, shared: &mut Shared, volume: &std::path::Path, from: &std::path::Path, labels: &[u8], shape: [usize; 3], first: usize) {
         let Some(doc) = &self.doc else { return };
         if doc.path() != volume || doc.size() != (shape[0] as u32, shape[1] as u32) {
             return;
         }
         let plane = (shape[0] * shape[1]).max(1);
         let (w, h) = doc.size();
-        let labelled: Vec<usize> = labels.chunks_exact(plane).enumerate().filter(|(_, s)| s.iter().any(|&l| l != 0)).map(|(k, _)| k).collect();
+        let labelled: Vec<usize> = labels.chunks_exact(plane).enumerate().filter(|(_, s)| s.iter().any(|&l| l != 0)).map(|(k, _)| first + k).collect();
         let values: std::collections::BTreeSet<u8> = labels.iter().copied().filter(|&l| l != 0).collect();
         self.update_slices(shared, labelled.iter().copied(), |k, mask| {
-            let slice = &labels[k * plane..(k + 1) * plane];
+            let slice = &labels[(k - first) * plane..(k - first + 1) * plane];
             let merged = mask.labels().iter().zip(slice).map(|(&old, &new)| if new != 0 { new } else { old }).collect();
             Mask::from_labels(w, h, merged)
         });
@@ -457,34 +572,60 @@ impl AnnotateTab {
         shared.set_message(format!("Imported labels {} on {} slices from {}", values.join(", "), labelled.len(), from.display()));
     }
 
-    /// Writes into each of `slices` the mask `merge(slice, its mask)` gives: the shown slice as
-    /// an undo step, the others into their autosaves (read where they exist; a damaged one is
-    /// skipped with a warning). Returns how many slices were written.
-    fn update_slices(&mut self, shared: &mut Shared, slices: impl IntoIterator<Item = usize>, merge: impl Fn(usize, &Mask) -> Option<Mask>) -> usize {
-        let Some(doc) = &mut self.doc else { return 0 };
-        let (w, h) = doc.size();
-        let mut written = 0;
-        for k in slices {
-            if k == doc.frame_index as usize {
-                if let Some(merged) = merge(k, &doc.mask) {
-                    doc.replace_mask(merged);
-                }
-            } else {
-                let saved = match autosave::restore(&self.autosaver, &shared.paths.autosave, doc.path(), k as u32, w, h) {
-                    Ok(saved) => saved.unwrap_or_else(|| Mask::new(w, h)),
-                    Err(warning) => {
-                        shared.warn(warning);
-                        continue;
-                    }
-                };
-                if let Some(merged) = merge(k, &saved) {
-                    self.autosaver.save(autosave::path_for(&shared.paths.autosave, doc.path(), k as u32), merged);
-                }
-            }
-            written += 1;
+    /// Erases `label` from every frame or slice of the file (one undo step).
+    pub fn delete_label(&mut self, shared: &mut Shared, label: u8) {
+        crate::app::crash::note("delete label");
+        let (Some(doc), Some(study)) = (&self.doc, &self.study) else { return };
+        let mut frames: Vec<usize> = study.frames_with(label).into_iter().map(|k| k as usize).collect();
+        if doc.mask.labels().contains(&label) {
+            frames.push(doc.frame_index as usize);
         }
-        self.autosave(shared);
-        written
+        let erase = |_: usize, mask: &Mask| {
+            Mask::from_labels(mask.width(), mask.height(), mask.labels().iter().map(|&l| if l == label { 0 } else { l }).collect())
+        };
+        let name = study.labels.get(label).name;
+        let erased = self.update_slices(shared, frames, erase);
+        shared.set_message(format!("{name} erased from {erased} slices (Ctrl+Z brings it back)"));
+    }
+
+    /// Segment names from an imported DICOM SEG go into the label table where a label still has
+    /// its default name.
+    fn name_imported_labels(&mut self, shared: &Shared, volume: &std::path::Path, names: Vec<(u8, String)>) {
+        let Some(study) = self.study.as_mut().filter(|s| s.path == volume) else { return };
+        let mut named = false;
+        for (value, name) in names.into_iter().filter(|(v, n)| *v != 0 && !n.trim().is_empty()) {
+            let entry = study.labels.entry(value);
+            if entry.name == labels::LabelInfo::default_for(value).name {
+                entry.name = name.trim().to_string();
+                named = true;
+            }
+        }
+        if named {
+            self.label_table_changed(shared);
+        }
+    }
+
+    /// Writes into each of `slices` the mask `merge(slice, its mask)` gives, all as one undo
+    /// step; the changed slices are autosaved. Returns how many slices were merged.
+    fn update_slices(&mut self, shared: &mut Shared, slices: impl IntoIterator<Item = usize>, merge: impl Fn(usize, &Mask) -> Option<Mask>) -> usize {
+        let (Some(doc), Some(study)) = (&mut self.doc, &mut self.study) else { return 0 };
+        let (mut edits, mut saves, mut merged) = (Vec::new(), Vec::new(), 0);
+        for k in slices {
+            if k as u32 == doc.frame_index {
+                if let Some(mask) = merge(k, &doc.mask) {
+                    edits.extend(doc.replace_mask(mask));
+                }
+            } else if let Some((edit, mask)) = study.update(k as u32, |mask| merge(k, mask)) {
+                edits.push(edit);
+                saves.push((k as u32, mask));
+            }
+            merged += 1;
+        }
+        for (k, mask) in saves {
+            self.save_frame(shared, k, mask);
+        }
+        self.record(shared, edits);
+        merged
     }
 
     /// The volume, label and keep-other-labels setting a slice-by-slice AI run writes into:
@@ -658,9 +799,8 @@ impl AnnotateTab {
                     doc.preview_mask(mask);
                 } else {
                     self.engine.masks_applied += 1;
-                    if doc.replace_mask(mask) {
-                        self.autosave(shared);
-                    }
+                    let edit = doc.replace_mask(mask);
+                    self.record(shared, edit.into_iter().collect());
                 }
             }
             Reply::EncodedAhead { path, took } => {
@@ -726,33 +866,35 @@ impl AnnotateTab {
         Some(out)
     }
 
-    /// A volume's masks, every slice, as one label volume (see [`volume_export`]).
+    /// A volume's masks, every slice, as one label volume (see [`volume_export`]), written in
+    /// the background from a copy of the study; returns where the NIfTI goes.
     fn export_volume(&mut self, shared: &mut Shared) -> Option<PathBuf> {
-        let doc = self.doc.as_ref()?;
-        match volume_export::export_volume(doc, &self.autosaver, &shared.paths.autosave, shared.settings.export_dir.as_deref()) {
+        let (doc, study) = (self.doc.as_ref()?, self.study.as_ref()?);
+        let labels = study.label_volume(doc.source.meta().frames, doc.frame_index, &doc.mask);
+        let (source, table, export_dir) = (doc.source.clone(), study.labels.clone(), shared.settings.export_dir.clone());
+        let out = volume_export::volume_export_path(doc.path(), export_dir.as_deref());
+        let volume = doc.path().to_path_buf();
+        self.volume_exports.spawn(move || (volume, volume_export::export_volume(&source, labels, &table, export_dir.as_deref())));
+        self.exports_running += 1;
+        shared.set_message(format!("Exporting {}…", out.display()));
+        Some(out)
+    }
+
+    fn apply_volume_export(&mut self, shared: &mut Shared, volume: &std::path::Path, result: Result<VolumeExport, String>) {
+        self.exports_running = self.exports_running.saturating_sub(1);
+        match result {
             Ok(done) => {
                 let names: Vec<String> = done.files.iter().map(|f| f.display().to_string()).collect();
                 let skipped = done.seg_skipped.map(|why| format!(" (no DICOM SEG: {why})")).unwrap_or_default();
-                for warning in done.warnings {
-                    shared.warn(warning);
-                }
+                let table = self.study.as_ref().filter(|s| s.path == volume).map(|s| s.labels.clone()).unwrap_or_default();
+                let volumes: Vec<String> = done.per_label.iter().map(|(v, _, ml)| format!("{} {ml:.2} mL", table.get(*v).name)).collect();
                 shared.status.error = None;
-                shared.set_message(format!(
-                    "Exported {} ({} slices labelled, {} voxels = {:.2} mL){skipped}",
-                    names.join(" and "),
-                    done.labelled_slices,
-                    done.voxels,
-                    done.millilitres
-                ));
-                if let Some(doc) = &mut self.doc {
+                shared.set_message(format!("Exported {} ({} slices labelled: {}){skipped}", names.join(", "), done.labelled_slices, volumes.join(", ")));
+                if let Some(doc) = self.doc.as_mut().filter(|d| d.path() == volume) {
                     doc.unexported = false;
                 }
-                done.files.into_iter().next()
             }
-            Err(cause) => {
-                shared.set_error(format!("volume not exported: {cause}; the masks stay open and autosaved"));
-                None
-            }
+            Err(cause) => shared.set_error(format!("volume not exported: {cause}; the masks stay open and autosaved")),
         }
     }
 
@@ -785,6 +927,12 @@ impl AnnotateTab {
         }
         if let Some(folder) = self.export_picks.poll().pop() {
             self.set_export_dir(shared, Some(folder));
+        }
+        for (volume, result) in self.volume_exports.poll() {
+            self.apply_volume_export(shared, &volume, result);
+        }
+        for failed in self.table_saves.poll().into_iter().filter_map(Result::err) {
+            shared.set_error(failed);
         }
     }
 

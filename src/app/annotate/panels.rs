@@ -4,6 +4,7 @@
 use egui::{Color32, Key, KeyboardShortcut, Modifiers};
 
 use super::AnnotateTab;
+use super::labels::LabelTable;
 use super::tools::Tool;
 use super::welcome::{WelcomeAction, welcome_ui};
 use super::worklist::ItemState;
@@ -28,9 +29,10 @@ impl AnnotateTab {
             }
             return;
         }
+        let overlay = self.study.as_ref().map(|s| s.labels.overlay()).unwrap_or_else(|| LabelTable::default().overlay());
         let action = egui::CentralPanel::default()
             .frame(egui::Frame::NONE)
-            .show(ui, |ui| self.canvas.ui(ui, self.doc.as_mut(), self.tool, &shared.settings))
+            .show(ui, |ui| self.canvas.ui(ui, self.doc.as_mut(), self.tool, &shared.settings, &overlay))
             .inner;
         if let Some(action) = action {
             self.apply_canvas(shared, action);
@@ -135,8 +137,8 @@ impl AnnotateTab {
                     }
                 }
             });
-            let volume = self.doc.as_ref().is_some_and(|d| d.source.volume().is_some());
-            if ui.add_enabled(volume, egui::Button::new("Import labels…")).on_hover_text("A label map to continue editing: NIfTI (placed through its affine) or a DICOM SEG of this series").clicked() {
+            let help = "A label map to continue editing: for a volume a NIfTI (placed through its affine), a DICOM SEG of this series, or the slice_NNNN.png files of a volume export; for an image a PNG or TIFF mask (0/255 imports as label 1)";
+            if ui.add_enabled(self.doc.is_some(), egui::Button::new("Import labels…")).on_hover_text(help).clicked() {
                 self.loader.pick_labels();
             }
             ui.separator();
@@ -207,7 +209,7 @@ impl AnnotateTab {
         ui.checkbox(&mut shared.settings.show_mask, "show mask").on_hover_text("Hide the mask to see the image under it (H)");
         self.label_ui(ui, shared);
         ui.horizontal(|ui| {
-            let (can_undo, can_redo) = self.doc.as_ref().map_or((false, false), |d| (d.history.can_undo(), d.history.can_redo()));
+            let (can_undo, can_redo) = (self.can_undo(), self.can_redo());
             if ui.add_enabled(can_undo, egui::Button::new("Undo")).on_hover_text("Undo the last edit or AI result (Ctrl+Z)").clicked() {
                 self.undo(shared);
             }
@@ -220,27 +222,108 @@ impl AnnotateTab {
         });
     }
 
-    /// The active label (what brush, fill, lasso and AI results write), whether other labels
-    /// are protected, and the label's area on the shown slice.
+    /// The label table: each label with its colour, name, visibility and size (on the slice
+    /// and over the volume); the active one (what brush, fill, lasso and AI results write) with
+    /// its name and opacity; whether other labels are protected.
     fn label_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
-        let settings = &mut shared.settings;
-        settings.active_label = settings.active_label.max(1);
-        ui.horizontal(|ui| {
-            let (rect, _) = ui.allocate_exact_size(egui::vec2(14.0, 14.0), egui::Sense::hover());
-            ui.painter().rect_filled(rect, 2.0, super::document::label_color(settings.active_label));
-            ui.add(egui::DragValue::new(&mut settings.active_label).range(1..=255).prefix("label "))
-                .on_hover_text("The label value (1–255) that brush, fill, lasso and AI results write; each label has its colour and is exported as its own segment");
+        ui.separator();
+        ui.heading("Labels");
+        shared.settings.active_label = shared.settings.active_label.max(1);
+        let active = shared.settings.active_label;
+        let counts = self.label_counts();
+        let shown: Option<[u64; 256]> = self.doc.as_ref().map(|d| {
+            let mut here = [0u64; 256];
+            d.mask.labels().iter().for_each(|&l| here[l as usize] += 1);
+            here
         });
-        ui.checkbox(&mut settings.protect_other_labels, "keep other labels")
+        let (voxel_ml, pixel_mm2) = match &self.doc {
+            Some(d) => (d.source.volume().map(|v| v.voxel_volume_ml()), d.source.meta().pixel_spacing.map(|(r, c)| r * c)),
+            None => (None, None),
+        };
+        let Some(table) = self.label_table_mut() else {
+            ui.label(egui::RichText::new("Open an image to label it.").small().weak());
+            return;
+        };
+        let mut values: Vec<u8> = table.values().collect();
+        if let Some(counts) = &counts {
+            values.extend((1..=255u8).filter(|&v| counts[v as usize] > 0));
+        }
+        values.push(active);
+        values.sort_unstable();
+        values.dedup();
+        let mut changed = false;
+        let mut pick = None;
+        let mut delete = false;
+        egui::Grid::new("label table").num_columns(3).spacing([4.0, 2.0]).show(ui, |ui| {
+            for &value in &values {
+                let info = table.get(value);
+                let mut rgb = info.rgb;
+                if ui.color_edit_button_srgb(&mut rgb).changed() {
+                    table.entry(value).rgb = rgb;
+                    changed = true;
+                }
+                let mut visible = info.visible;
+                let text = format!("{value} {}", info.name);
+                ui.horizontal(|ui| {
+                    if ui.checkbox(&mut visible, "").on_hover_text("show or hide this label").changed() {
+                        table.entry(value).visible = visible;
+                        changed = true;
+                    }
+                    if ui.selectable_label(value == active, text).on_hover_text("make it the active label").clicked() {
+                        pick = Some(value);
+                    }
+                });
+                let n = counts.map_or(0, |c| c[value as usize]);
+                let size = match (voxel_ml, pixel_mm2) {
+                    (Some(ml), _) => format!("{:.2} mL", n as f64 * ml),
+                    (None, Some(mm2)) => format!("{:.1} mm²", n as f64 * mm2),
+                    (None, None) => format!("{n} px"),
+                };
+                ui.label(egui::RichText::new(size).small().weak());
+                ui.end_row();
+            }
+        });
+        let entry = table.get(active);
+        let mut name = entry.name.clone();
+        ui.horizontal(|ui| {
+            let label = ui.label("name");
+            let edit = ui.add(egui::TextEdit::singleline(&mut name).desired_width(120.0)).labelled_by(label.id);
+            if edit.changed() {
+                table.entry(active).name = name.trim().chars().take(64).collect();
+            }
+            changed |= edit.lost_focus();
+        });
+        let mut opacity = entry.opacity;
+        if ui.add(egui::Slider::new(&mut opacity, 0.0..=1.0).text("label opacity")).changed() {
+            table.entry(active).opacity = opacity;
+            changed = true;
+        }
+        ui.horizontal(|ui| {
+            ui.add(egui::DragValue::new(&mut shared.settings.active_label).range(1..=255).prefix("active "))
+                .on_hover_text("The label value (1–255) that brush, fill, lasso and AI results write; each label is exported as its own segment");
+            if ui.button("New label").on_hover_text("the lowest value not used yet").clicked() {
+                pick = (1..=255u8).find(|v| !values.contains(v));
+            }
+            delete = ui.button("Erase").on_hover_text("erase the active label from every slice (one undo step)").clicked();
+        });
+        if let Some(value) = pick {
+            shared.settings.active_label = value;
+        }
+        ui.checkbox(&mut shared.settings.protect_other_labels, "keep other labels")
             .on_hover_text("Brush, eraser, fill, lasso and AI results change only background and the active label");
-        if let Some(doc) = &self.doc {
-            let label = settings.active_label;
-            let pixels = doc.mask.labels().iter().filter(|&&l| l == label).count();
-            let text = match doc.source.meta().pixel_spacing {
-                Some((row, col)) => format!("{pixels} px = {:.1} mm² on this slice", pixels as f64 * row * col),
+        if let Some(here) = shown {
+            let pixels = here[active as usize];
+            let text = match pixel_mm2 {
+                Some(mm2) => format!("{pixels} px = {:.1} mm² on this slice", pixels as f64 * mm2),
                 None => format!("{pixels} px on this image"),
             };
             ui.label(egui::RichText::new(text).small().weak());
+        }
+        if changed {
+            self.label_table_changed(shared);
+        }
+        if delete {
+            self.delete_label(shared, active);
         }
     }
 
@@ -300,7 +383,10 @@ impl AnnotateTab {
             let mut open = None;
             for (i, path) in list.items.iter().enumerate() {
                 let state = list.state_of(path);
-                let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let mut name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                if list.series.contains(path) {
+                    name.push_str("  (series)");
+                }
                 ui.horizontal(|ui| {
                     if ui.selectable_label(list.current == Some(i), name).clicked() {
                         open = Some(path.clone());
@@ -451,7 +537,8 @@ fn help_menu(ui: &mut egui::Ui) {
 
 const SHORTCUTS: &[(&str, &str)] = &[
     ("Ctrl+O", "open an image"),
-    ("Ctrl+S", "export the mask (PNG)"),
+    ("Ctrl+S", "export the mask (PNG; a volume: NIfTI, PNG per slice, DICOM SEG)"),
+    ("Up / Down; Ctrl or Shift + wheel", "next / previous slice or frame"),
     ("Ctrl+Z / Ctrl+Shift+Z, Ctrl+Y", "undo / redo"),
     ("A", "propose a mask (De-LightSAM)"),
     ("R / P / T", "box prompt / point prompts (Shift = negative) / patch grid"),

@@ -38,6 +38,8 @@ pub struct Worklist {
     /// Each image's state, read from the disk when the folder was opened (and again when the
     /// export folder changes), then kept up to date by the app's own exports and autosaves.
     states: HashMap<PathBuf, ItemState>,
+    /// Items that are folders holding one DICOM series (they open as volumes).
+    pub series: std::collections::HashSet<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -65,7 +67,15 @@ impl Worklist {
             .collect();
         items.sort();
         let states = read_states(&items, export_dir, autosave_dir);
-        Ok(Self { folder: folder.to_path_buf(), items, current: None, uncertainty: HashMap::new(), ranking: None, states })
+        Ok(Self { folder: folder.to_path_buf(), items, current: None, uncertainty: HashMap::new(), ranking: None, states, series: Default::default() })
+    }
+
+    /// Adds subfolders that each hold one DICOM series, listed after the files in name order.
+    pub fn add_series(&mut self, mut folders: Vec<PathBuf>, export_dir: Option<&Path>, autosave_dir: &Path) {
+        folders.sort();
+        self.states.extend(read_states(&folders, export_dir, autosave_dir));
+        self.series.extend(folders.iter().cloned());
+        self.items.extend(folders);
     }
 
     /// An image's state as last known (no disk access).
