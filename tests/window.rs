@@ -694,16 +694,29 @@ fn a_study_folder_lists_its_series_and_a_multi_frame_ct_is_a_volume() {
         }
     }
     copy_to(study.path(), &fixture("raster/colin27_z090.png"));
+    // The MR series' files also lie in the study folder itself, beside the image.
+    for entry in std::fs::read_dir(shared("volumes/mr-series-oblique")).unwrap() {
+        copy_to(study.path(), &entry.unwrap().path());
+    }
     let mut harness = app(Some(study.path().to_path_buf()), home.path(), false);
     opened(&mut harness);
     let items: Vec<String> = harness.state().annotate.worklist().unwrap().items.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
-    assert_eq!(items, ["colin27_z090.png", "ct", "mr"]);
+    assert_eq!(items.len(), 4, "{items:?}");
+    assert_eq!(items[..3], ["colin27_z090.png", "ct", "mr"]);
+    assert!(items[3].starts_with("series "), "the 40 loose MR files are one item: {items:?}");
     harness.get_by_label_contains("ct  (series)");
     harness.key_press(Key::PageDown);
     harness.step();
     opened(&mut harness);
     let meta = harness.state().annotate.shown().unwrap().0.meta().clone();
     assert_eq!((meta.frames, meta.format.name(), meta.path.file_name().unwrap().to_str().unwrap()), (3, "DICOM series", "ct"));
+    for _ in 0..2 {
+        harness.key_press(Key::PageDown);
+        harness.step();
+        opened(&mut harness);
+    }
+    let (source, _) = harness.state().annotate.shown().unwrap();
+    assert_eq!((source.meta().frames, source.path()), (40, study.path().join(&items[3]).as_path()), "the loose series opens as one volume");
 
     let work = tempfile::tempdir().unwrap();
     let file = copy_to(work.path(), &fixture("dicom/eCT_Supplemental.dcm"));

@@ -257,7 +257,7 @@ impl eframe::App for AnnotatorApp {
     }
 
     fn on_exit(&mut self) {
-        self.annotate.on_exit();
+        self.annotate.on_exit(&self.shared);
         self.train.on_exit(&mut self.shared);
         self.shared.save_settings();
     }

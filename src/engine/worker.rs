@@ -32,6 +32,17 @@ pub fn image_key(path: &Path, frame: u32) -> String {
     format!("{}#{frame}", path.display())
 }
 
+/// The cache key of a volume opened from `path`; slice k's is `<key>#k` ([`slice_key`]). Not
+/// the file's frame keys: an enhanced multi-frame file's slices are its frames sorted by
+/// position, so slice k need not be frame k.
+pub fn volume_key(path: &Path) -> String {
+    format!("{}#slice", path.display())
+}
+
+pub fn slice_key(path: &Path, slice: u32) -> String {
+    format!("{}#{slice}", volume_key(path))
+}
+
 pub enum Request {
     /// Encode the image now so that prompts on it are fast.
     Prepare { image: ImageId, frame: Arc<Frame> },
@@ -236,8 +247,7 @@ impl Engine {
             Request::AutoVolume { image, source, modality } => self.auto_volume(image, &source, &modality),
             Request::Propagate { image, source, start, bbox } => match source.volume() {
                 Some(volume) => {
-                    let key = source.path().display().to_string();
-                    self.propagate(image, &key, volume, start, bbox)
+                    self.propagate(image, &volume_key(source.path()), volume, start, bbox)
                 }
                 None => self.reply(Reply::Error { image: Some(image), message: "propagation needs a volume".into() }),
             },
@@ -260,7 +270,7 @@ impl Engine {
             let what = format!("Automatic proposal ({modality}) on every slice: {k} of {total}…");
             self.reply(Reply::Busy { image: Some(image.clone()), what });
             let Some(model) = self.auto.as_mut() else { return };
-            match model.segment(&image_key(source.path(), k as u32), &volume.slice(k), slot, None) {
+            match model.segment(&slice_key(source.path(), k as u32), &volume.slice(k), slot, None) {
                 Ok(result) => masks.push((k, result.mask)),
                 Err(e) => return self.reply_error(Some(image), &e),
             }

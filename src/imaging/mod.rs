@@ -68,6 +68,13 @@ impl ImageSource {
         &self.meta.path
     }
 
+    /// The same source under another name: a series that shares its folder with other files
+    /// is named `<folder>/series <UID>` (its autosaves and exports are keyed by that name).
+    pub fn named(mut self, path: PathBuf) -> Self {
+        self.meta.path = path;
+        self
+    }
+
     /// Decodes frame `index` (0-based) in modality units.
     pub fn frame(&self, index: u32) -> Result<Frame, ImageError> {
         if index >= self.meta.frames {

@@ -16,9 +16,18 @@ use crate::imaging::Mask;
 
 /// The autosave file for frame `frame` of `image`.
 pub fn path_for(dir: &Path, image: &Path, frame: u32) -> PathBuf {
+    path_for_key(dir, &key_for(image), frame)
+}
+
+/// The name `image`'s autosaves share: a hash of its canonical path (resolving it touches the
+/// disk: the loader thread works it out once per file).
+pub fn key_for(image: &Path) -> String {
     let canonical = std::fs::canonicalize(image).unwrap_or_else(|_| image.to_path_buf());
-    let hash = blake3::hash(canonical.to_string_lossy().as_bytes()).to_hex();
-    dir.join(format!("{}-f{frame}.png", &hash[..32]))
+    blake3::hash(canonical.to_string_lossy().as_bytes()).to_hex()[..32].to_string()
+}
+
+pub fn path_for_key(dir: &Path, key: &str, frame: u32) -> PathBuf {
+    dir.join(format!("{key}-f{frame}.png"))
 }
 
 /// The saved work for this image, if any and if it still fits the image's size: the mask still
@@ -51,7 +60,7 @@ pub fn restore(saver: &AutosaveReader, dir: &Path, image: &Path, frame: u32, wid
 /// Everything saved for `image`: the masks of its `frames` frames of `width`×`height` and its
 /// label table. Read off the UI thread, with the image.
 pub fn saved_work(saver: &AutosaveReader, dir: &Path, image: &Path, frames: u32, width: u32, height: u32) -> SavedWork {
-    let mut work = SavedWork::default();
+    let mut work = SavedWork { key: key_for(image), ..Default::default() };
     for frame in 0..frames {
         match restore(saver, dir, image, frame, width, height) {
             Ok(Some(mask)) => work.masks.push((frame, mask)),
@@ -59,7 +68,7 @@ pub fn saved_work(saver: &AutosaveReader, dir: &Path, image: &Path, frames: u32,
             Err(warning) => work.warnings.push(warning),
         }
     }
-    match LabelTable::load(&LabelTable::path_beside(&path_for(dir, image, 0))) {
+    match LabelTable::load(&LabelTable::path_beside(&path_for_key(dir, &work.key, 0))) {
         Ok(table) => work.labels = table,
         Err(warning) => work.warnings.push(warning),
     }

@@ -78,27 +78,28 @@ impl View {
 /// so that a wheel turn meant for the slices never also zooms a few frames later.
 struct Wheel {
     zoom: f32,
-    slices: i64,
+    /// In notches (a line, or a line's worth of points).
+    slices: f32,
 }
 
 fn wheel(ui: &egui::Ui, panel_height: f32, several_frames: bool) -> Wheel {
     let line = ui.ctx().options(|o| o.input_options.line_scroll_speed);
     ui.input(|i| {
-        let mut out = Wheel { zoom: 1.0, slices: 0 };
+        let mut out = Wheel { zoom: 1.0, slices: 0.0 };
+        let points = |unit: &egui::MouseWheelUnit, d: f32| match unit {
+            egui::MouseWheelUnit::Point => d,
+            egui::MouseWheelUnit::Line => d * line,
+            egui::MouseWheelUnit::Page => d * panel_height,
+        };
         for event in &i.events {
             match event {
                 egui::Event::Zoom(factor) => out.zoom *= factor,
                 egui::Event::MouseWheel { unit, delta, modifiers, .. } => {
-                    let d = delta.y + delta.x;
                     if several_frames && (modifiers.command || modifiers.ctrl || modifiers.shift || i.modifiers.command || i.modifiers.shift) {
-                        out.slices += if d > 0.0 { 1 } else if d < 0.0 { -1 } else { 0 };
+                        // Shift turns the wheel horizontal on some platforms: either axis counts.
+                        out.slices += points(unit, delta.y + delta.x) / line.max(1.0);
                     } else {
-                        let points = match unit {
-                            egui::MouseWheelUnit::Point => d,
-                            egui::MouseWheelUnit::Line => d * line,
-                            egui::MouseWheelUnit::Page => d * panel_height,
-                        };
-                        out.zoom *= (points * 0.002).exp();
+                        out.zoom *= (points(unit, delta.y) * 0.002).exp();
                     }
                 }
                 _ => {}
@@ -155,11 +156,27 @@ pub struct Canvas {
     gpu: Option<SharedUploads>,
     /// The document whose image the GPU holds.
     gpu_image: Option<u64>,
+    /// Slices turned by the wheel and not yet stepped (trackpads send fractions of a notch).
+    wheel_slices: f32,
 }
 
 impl Canvas {
     pub fn new(gpu: Option<SharedUploads>) -> Self {
-        Self { view: View::default(), gesture: None, hover: None, gpu, gpu_image: None }
+        Self { view: View::default(), gesture: None, hover: None, gpu, gpu_image: None, wheel_slices: 0.0 }
+    }
+
+    /// A stroke, lasso or box is being drawn.
+    pub fn gesture_active(&self) -> bool {
+        self.gesture.is_some()
+    }
+
+    /// Drops the gesture in progress (another image or slice is shown); a stroke's mask from
+    /// before it, to put back.
+    pub fn abandon_gesture(&mut self) -> Option<Mask> {
+        match self.gesture.take() {
+            Some(Gesture::Stroke { before, .. }) => Some(before),
+            _ => None,
+        }
     }
 
     /// Draws `doc` and turns the pointer into edits of its mask and actions for the tab.
@@ -192,8 +209,14 @@ impl Canvas {
         if let Some(p) = pointer.filter(|_| matches!(tool, Tool::Brush | Tool::Eraser)) {
             painter.circle_stroke(p, settings.brush_radius * zoom, Stroke::new(1.0, Color32::from_white_alpha(180)));
         }
-        if wheel.slices != 0 && pointer.is_some() {
-            return Some(CanvasAction::StepSlices(wheel.slices));
+        // Never while drawing: the gesture belongs to the slice it started on.
+        if wheel.slices != 0.0 && pointer.is_some() && self.gesture.is_none() {
+            self.wheel_slices += wheel.slices;
+            let steps = self.wheel_slices.trunc();
+            self.wheel_slices -= steps;
+            if steps != 0.0 {
+                return Some(CanvasAction::StepSlices(steps as i64));
+            }
         }
         let action = self.tool_input(ui, &response, doc, tool, settings.brush_radius, settings.active_label.max(1));
         if let Some(g) = &self.gesture {

@@ -69,13 +69,18 @@ pub struct Document {
     preview_base: Option<Mask>,
     /// Overlay colour per label for the CPU texture (the label table's, hidden = transparent).
     overlay: Box<[Color32; 256]>,
+    /// Counts every change of the shown mask (for caches of what is computed from it).
+    pub revision: u64,
 }
 
 impl Document {
     pub fn new(source: Arc<ImageSource>, frame_index: u32, frame: Frame, generation: u64, default_modality: &str) -> Self {
         let window = source.default_window(&frame);
         let mask = Mask::new(frame.width, frame.height);
-        let key = crate::engine::worker::image_key(source.path(), frame_index);
+        let key = match source.volume() {
+            Some(_) => crate::engine::worker::slice_key(source.path(), frame_index),
+            None => crate::engine::worker::image_key(source.path(), frame_index),
+        };
         let modality = source
             .meta()
             .modality
@@ -99,6 +104,7 @@ impl Document {
             mask_dirty: None,
             preview_base: None,
             overlay: Box::new(std::array::from_fn(|l| if l == 0 { Color32::TRANSPARENT } else { label_color(l as u8) })),
+            revision: 0,
         }
     }
 
@@ -147,12 +153,14 @@ impl Document {
         let shown = std::mem::replace(&mut self.mask, mask);
         self.preview_base.get_or_insert(shown);
         self.mask_dirty = Some(PixelRect::whole(&self.mask));
+        self.revision += 1;
     }
 
     pub fn mark_dirty(&mut self, rect: PixelRect) {
         if !rect.is_empty() {
             self.mask_dirty = Some(self.mask_dirty.map_or(rect, |r| r.union(rect)));
             self.unexported = true;
+            self.revision += 1;
         }
     }
 
@@ -161,6 +169,7 @@ impl Document {
         if let Some(base) = self.preview_base.take() {
             self.mask = base;
             self.mask_dirty = Some(PixelRect::whole(&self.mask));
+            self.revision += 1;
         }
     }
 

@@ -19,6 +19,8 @@ pub enum LoadResult {
     /// A folder's images with their states.
     Folder(Worklist),
     Failed(String),
+    /// A label map that could not be read.
+    ImportFailed(String),
     /// A path chosen in the native file dialog.
     Picked(PathBuf),
     /// A label map chosen to import into the shown volume.
@@ -36,6 +38,9 @@ pub struct Loader {
     in_flight: bool,
     /// Where the saved work read with each file is.
     saved: SavedWorkPlace,
+    /// Label maps being read: apart from `jobs`, so that moving through slices meanwhile
+    /// neither drops an import nor is dropped by one.
+    imports: Background<LoadResult>,
 }
 
 /// The autosave folder and the masks queued for it.
@@ -47,12 +52,18 @@ struct SavedWorkPlace {
 
 impl Loader {
     pub fn new(ctx: &egui::Context, autosave_dir: PathBuf, queued: AutosaveReader) -> Self {
-        Self { jobs: Background::new(ctx), generation: 0, in_flight: false, saved: SavedWorkPlace { dir: autosave_dir, queued } }
+        Self {
+            jobs: Background::new(ctx),
+            generation: 0,
+            in_flight: false,
+            saved: SavedWorkPlace { dir: autosave_dir, queued },
+            imports: Background::new(ctx),
+        }
     }
 
-    /// A file or folder is being read.
+    /// A file, folder or label map is being read.
     pub fn is_busy(&self) -> bool {
-        self.in_flight
+        self.in_flight || self.imports.is_busy()
     }
 
     /// Opens an image file (its first frame).
@@ -65,6 +76,15 @@ impl Loader {
     pub fn open_any(&mut self, path: PathBuf, export_dir: Option<PathBuf>) {
         let saved = self.saved.clone();
         self.start(move || if path.is_dir() { open_folder(&path, export_dir.as_deref(), &saved) } else { read_first_frame(&path, &saved) });
+    }
+
+    /// A series among a folder's files, under the name its worklist lists it by.
+    pub fn open_series(&mut self, name: PathBuf, series: series::Series) {
+        let saved = self.saved.clone();
+        self.start(move || {
+            let volume = Volume::from_series(series).map_err(|e| format!("{}: {e}", name.display()))?;
+            loaded(ImageSource::from_volume(volume).named(name), &saved)
+        });
     }
 
     /// Another frame or slice of the open file (its saved work is held already).
@@ -98,7 +118,7 @@ impl Loader {
     /// (`slice_NNNN.png` beside the chosen one); for an image a PNG/TIFF mask of its size, onto
     /// frame `frame`.
     pub fn import_labels(&mut self, source: Arc<ImageSource>, frame: u32, path: PathBuf) {
-        self.start(move || {
+        let read = move || -> Result<LoadResult, String> {
             let mut names = Vec::new();
             let (labels, shape, first) = match source.volume() {
                 _ if !is_raster(&path) && source.volume().is_none() => {
@@ -117,7 +137,8 @@ impl Loader {
                 }
             };
             Ok(LoadResult::Labels { volume: source.path().to_path_buf(), from: path, labels, shape, first, names })
-        });
+        };
+        self.imports.spawn(move || read().unwrap_or_else(LoadResult::ImportFailed));
     }
 
     /// Shows the native folder dialog; the folder is opened as a worklist.
@@ -136,7 +157,9 @@ impl Loader {
     /// Results that arrived since the last call, stale ones dropped.
     pub fn poll(&mut self) -> Vec<LoadResult> {
         let arrived = self.jobs.poll();
-        arrived.into_iter().filter_map(|(generation, result)| self.accept(generation, result)).collect()
+        let mut results: Vec<LoadResult> = arrived.into_iter().filter_map(|(generation, result)| self.accept(generation, result)).collect();
+        results.extend(self.imports.poll());
+        results
     }
 
     /// Waits for the current request to finish (tests and scripts, never the UI thread).
@@ -145,6 +168,12 @@ impl Loader {
         while self.in_flight {
             match self.jobs.wait(Duration::from_secs(600)) {
                 Some((generation, result)) => out.extend(self.accept(generation, result)),
+                None => break,
+            }
+        }
+        while self.imports.is_busy() {
+            match self.imports.wait(Duration::from_secs(600)) {
+                Some(result) => out.push(result),
                 None => break,
             }
         }
@@ -252,6 +281,27 @@ fn one_series(folder: &Path) -> Result<Option<series::Series>, String> {
     Ok(Some(scan.series.remove(0)))
 }
 
+/// The series among a folder's own files (several files at distinct positions), each with the
+/// name the worklist lists it by: `<folder>/series <Series Instance UID>` (else the first
+/// slice's file name). Only read when the folder has several files that may be DICOM.
+fn series_among_files(folder: &Path, items: &[PathBuf]) -> Vec<(PathBuf, series::Series)> {
+    let maybe_dicom = |p: &&PathBuf| p.extension().is_none_or(|e| ["dcm", "dicom", "ima"].contains(&e.to_string_lossy().to_ascii_lowercase().as_str()));
+    if items.iter().filter(maybe_dicom).count() < 2 {
+        return Vec::new();
+    }
+    let Ok(scan) = series::scan_folder(folder) else { return Vec::new() };
+    scan.series
+        .into_iter()
+        .filter(|s| s.repeated_positions() == 0 && s.slices.iter().map(|s| &s.path).collect::<std::collections::HashSet<_>>().len() > 1)
+        .map(|s| {
+            let first = s.slices[0].path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let id = s.series_uid.clone().filter(|u| !u.trim().is_empty()).unwrap_or(first);
+            let name: String = id.chars().map(|c| if c.is_ascii_alphanumeric() || ".-_".contains(c) { c } else { '_' }).collect();
+            (folder.join(format!("series {name}")), s)
+        })
+        .collect()
+}
+
 /// Subfolders holding one DICOM series each (a study exported as a folder per series).
 fn series_subfolders(folder: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(folder) else { return Vec::new() };
@@ -265,6 +315,7 @@ fn series_subfolders(folder: &Path) -> Vec<PathBuf> {
 fn scan_folder(folder: &Path, export_dir: Option<&Path>, autosave_dir: &Path) -> Result<LoadResult, String> {
     let scanned = Worklist::scan(folder, export_dir, autosave_dir).map(|mut list| {
         list.add_series(series_subfolders(folder), export_dir, autosave_dir);
+        list.add_member_series(series_among_files(folder, &list.items), export_dir, autosave_dir);
         list
     });
     match scanned {

@@ -84,6 +84,12 @@ pub struct AnnotateTab {
     exports_running: usize,
     /// Label-table saves that failed.
     table_saves: Background<Result<(), String>>,
+    /// The label table changed and is not saved yet (saved once no button is held).
+    table_dirty: bool,
+    /// The newest label-table save asked for; older ones still queued skip their write.
+    table_version: Arc<std::sync::atomic::AtomicU64>,
+    /// The shown mask's pixels per label, for (document generation, mask revision).
+    shown_histogram: Option<((u64, u64), [u64; 256])>,
 }
 
 impl AnnotateTab {
@@ -112,6 +118,9 @@ impl AnnotateTab {
             volume_exports: Background::new(ctx),
             exports_running: 0,
             table_saves: Background::new(ctx),
+            table_dirty: false,
+            table_version: Default::default(),
+            shown_histogram: None,
         }
     }
 
@@ -257,13 +266,24 @@ impl AnnotateTab {
 
     pub fn open_path(&mut self, shared: &mut Shared, path: PathBuf) {
         crate::app::crash::note("open");
-        self.loader.open_any(path, shared.settings.export_dir.clone());
+        match self.worklist.as_ref().and_then(|l| l.members.get(&path)).cloned() {
+            Some(series) => self.loader.open_series(path, series),
+            None => self.loader.open_any(path, shared.settings.export_dir.clone()),
+        }
+    }
+
+    /// Opens a worklist item: a file, a series folder, or a series among the folder's files.
+    fn open_item(&mut self, path: PathBuf) {
+        match self.worklist.as_ref().and_then(|l| l.members.get(&path)).cloned() {
+            Some(series) => self.loader.open_series(path, series),
+            None => self.loader.open(path),
+        }
     }
 
     /// The next (`+1`) or previous (`-1`) image of the worklist.
     pub fn step_worklist(&mut self, by: isize) {
         if let Some(next) = self.worklist.as_ref().and_then(|w| w.step(by)).cloned() {
-            self.loader.open(next);
+            self.open_item(next);
         }
     }
 
@@ -294,12 +314,13 @@ impl AnnotateTab {
                     shared.settings.remember_folder(&list.folder);
                     let first = list.items[0].clone();
                     self.worklist = Some(list);
-                    self.loader.open(first);
+                    self.open_item(first);
                 }
                 LoadResult::Failed(message) => {
                     self.pending_frame = None;
                     shared.set_error(message);
                 }
+                LoadResult::ImportFailed(message) => shared.set_error(format!("labels not imported: {message}")),
                 LoadResult::Picked(path) => self.open_path(shared, path),
                 LoadResult::LabelsPicked(path) => self.import_labels(path),
                 LoadResult::Labels { volume, from, labels, shape, first, names } => {
@@ -333,9 +354,17 @@ impl AnnotateTab {
         }
         let size = doc.size();
         let same_study = saved.is_none() && self.study.as_ref().is_some_and(|s| s.path == doc.path());
+        // A stroke still being drawn belongs to the frame it started on: taken back.
+        let abandoned = self.canvas.abandon_gesture();
+        if !same_study {
+            self.save_label_table(shared);
+        }
         match (saved, self.doc.take()) {
             (None, Some(mut old)) if same_study => {
                 old.drop_preview();
+                if let Some(before) = abandoned {
+                    old.mask = before;
+                }
                 doc.unexported = old.unexported;
                 if let Some(study) = &mut self.study {
                     study.put(old.frame_index, old.mask);
@@ -354,7 +383,10 @@ impl AnnotateTab {
         if let Some(study) = &mut self.study {
             doc.mask = study.take(frame_index);
         }
-        shared.settings.remember_file(doc.path());
+        // A series listed among its folder's files has a name, not a path to reopen.
+        if !self.worklist.as_ref().is_some_and(|l| l.members.contains_key(doc.path())) {
+            shared.settings.remember_file(doc.path());
+        }
         if let Some(list) = &mut self.worklist {
             list.select(doc.path());
         }
@@ -466,8 +498,8 @@ impl AnnotateTab {
 
     /// Autosaves frame `frame`'s mask of the open file (on the autosave thread).
     fn save_frame(&mut self, shared: &Shared, frame: u32, mask: Mask) {
-        let Some(doc) = &self.doc else { return };
-        self.autosaver.save(autosave::path_for(&shared.paths.autosave, doc.path(), frame), mask);
+        let (Some(doc), Some(study)) = (&self.doc, &self.study) else { return };
+        self.autosaver.save(autosave::path_for_key(&shared.paths.autosave, &study.autosave_key, frame), mask);
         // The worklist shows the work in progress without looking for the file.
         if let Some(list) = &mut self.worklist {
             list.autosaved(doc.path(), frame);
@@ -475,12 +507,43 @@ impl AnnotateTab {
     }
 
     /// The label table changed: the overlay follows at once; the table is saved beside the
-    /// study's autosaves in the background.
-    pub fn label_table_changed(&mut self, shared: &Shared) {
-        let (Some(doc), Some(study)) = (&self.doc, &self.study) else { return };
-        let path = LabelTable::path_beside(&autosave::path_for(&shared.paths.autosave, doc.path(), 0));
+    /// study's autosaves in the background once no button is held (a colour or opacity drag
+    /// saves once).
+    pub fn label_table_changed(&mut self, _shared: &Shared) {
+        self.table_dirty = true;
+    }
+
+    /// Saves the label table now if it changed, on a background thread; an older save still
+    /// queued skips its write, so the newest table is the one on disk.
+    fn save_label_table(&mut self, shared: &Shared) {
+        let Some(study) = self.study.as_ref().filter(|_| self.table_dirty) else { return };
+        self.table_dirty = false;
+        let path = LabelTable::path_beside(&autosave::path_for_key(&shared.paths.autosave, &study.autosave_key, 0));
         let table = study.labels.clone();
-        self.table_saves.spawn(move || table.save(&path));
+        let latest = self.table_version.clone();
+        let version = latest.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        self.table_saves.spawn(move || {
+            static WRITES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+            let _one_at_a_time = WRITES.lock();
+            if latest.load(std::sync::atomic::Ordering::SeqCst) != version {
+                return Ok(());
+            }
+            table.save(&path)
+        });
+    }
+
+    /// The shown mask's pixels per label, counted again only when the mask changed.
+    fn shown_histogram(&mut self) -> Option<[u64; 256]> {
+        let doc = self.doc.as_ref()?;
+        let key = (doc.id.generation, doc.revision);
+        match &self.shown_histogram {
+            Some((cached, histogram)) if *cached == key => Some(*histogram),
+            _ => {
+                let histogram = study::histogram(&doc.mask);
+                self.shown_histogram = Some((key, histogram));
+                Some(histogram)
+            }
+        }
     }
 
     /// The label table to edit (call [`Self::label_table_changed`] after a change).
@@ -612,6 +675,8 @@ impl AnnotateTab {
         let (mut edits, mut saves, mut merged) = (Vec::new(), Vec::new(), 0);
         for k in slices {
             if k as u32 == doc.frame_index {
+                // Over the mask from before any box preview (a preview is no edit).
+                doc.drop_preview();
                 if let Some(mask) = merge(k, &doc.mask) {
                     edits.extend(doc.replace_mask(mask));
                 }
@@ -716,7 +781,8 @@ impl AnnotateTab {
     pub fn rank_worklist(&mut self, shared: &mut Shared) {
         let modality = self.doc.as_ref().map(|d| d.modality.clone()).unwrap_or_else(|| shared.settings.modality.clone());
         let Some(list) = &mut self.worklist else { return };
-        let pending: Vec<PathBuf> = list.items.iter().filter(|p| list.state_of(p) == ItemState::Untouched).cloned().collect();
+        // Series are volumes: ranked by their slices some day, not as one image.
+        let pending: Vec<PathBuf> = list.items.iter().filter(|p| list.state_of(p) == ItemState::Untouched && !list.series.contains(*p)).cloned().collect();
         if pending.is_empty() {
             shared.set_message("every image of the worklist is annotated already");
             return;
@@ -934,11 +1000,20 @@ impl AnnotateTab {
         for failed in self.table_saves.poll().into_iter().filter_map(Result::err) {
             shared.set_error(failed);
         }
+        if self.table_dirty && !shared.ctx.input(|i| i.pointer.any_down()) {
+            self.save_label_table(shared);
+        }
     }
 
     /// The window is closing: everything queued is written.
-    pub fn on_exit(&mut self) {
+    pub fn on_exit(&mut self, shared: &Shared) {
+        self.save_label_table(shared);
         self.autosaver.flush();
+        while self.table_saves.is_busy() {
+            if self.table_saves.wait(Duration::from_secs(5)).is_none() {
+                break;
+            }
+        }
     }
 }
 

@@ -22,6 +22,11 @@ impl AnnotateTab {
         egui::Panel::left("tools").resizable(true).default_size(210.0).show(ui, |ui| {
             egui::ScrollArea::vertical().show(ui, |ui| self.tools_ui(ui, shared));
         });
+        if self.worklist.is_some() {
+            egui::Panel::right("worklist").resizable(true).default_size(220.0).show(ui, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| self.worklist_ui(ui, shared));
+            });
+        }
         if self.doc.is_none() && !self.loader.is_busy() {
             let recent: Vec<_> = shared.settings.recent_files.iter().chain(&shared.settings.recent_folders).cloned().collect();
             if let Some(action) = egui::CentralPanel::default().show(ui, |ui| welcome_ui(ui, &recent)).inner {
@@ -84,11 +89,12 @@ impl AnnotateTab {
         if pressed(Key::PageUp) {
             self.step_worklist(-1);
         }
-        // Slices of a volume (frames of a multi-frame file): up goes up the stack.
-        if pressed(Key::ArrowUp) {
+        // Slices of a volume (frames of a multi-frame file): up goes up the stack; never while
+        // drawing (the gesture belongs to its slice).
+        if pressed(Key::ArrowUp) && !self.canvas.gesture_active() {
             self.step_frame(1);
         }
-        if pressed(Key::ArrowDown) {
+        if pressed(Key::ArrowDown) && !self.canvas.gesture_active() {
             self.step_frame(-1);
         }
         let settings = &mut shared.settings;
@@ -189,10 +195,6 @@ impl AnnotateTab {
         self.edit_tools_ui(ui, shared);
         ui.separator();
         self.ai_ui(ui, shared);
-        if self.worklist.is_some() {
-            ui.separator();
-            self.worklist_ui(ui, shared);
-        }
     }
 
     fn edit_tools_ui(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
@@ -230,12 +232,8 @@ impl AnnotateTab {
         ui.heading("Labels");
         shared.settings.active_label = shared.settings.active_label.max(1);
         let active = shared.settings.active_label;
-        let counts = self.label_counts();
-        let shown: Option<[u64; 256]> = self.doc.as_ref().map(|d| {
-            let mut here = [0u64; 256];
-            d.mask.labels().iter().for_each(|&l| here[l as usize] += 1);
-            here
-        });
+        let shown = self.shown_histogram();
+        let counts = shown.zip(self.study.as_ref()).map(|(here, study)| study.counts_plus(&here));
         let (voxel_ml, pixel_mm2) = match &self.doc {
             Some(d) => (d.source.volume().map(|v| v.voxel_volume_ml()), d.source.meta().pixel_spacing.map(|(r, c)| r * c)),
             None => (None, None),

@@ -14,6 +14,8 @@ use crate::imaging::Mask;
 
 pub struct Study {
     pub path: PathBuf,
+    /// The name of this file's autosaves ([`autosave::key_for`](super::autosave::key_for)).
+    pub autosave_key: String,
     size: (u32, u32),
     /// Masks of the frames other than the shown one; a frame without one is empty.
     others: HashMap<u32, Mask>,
@@ -26,6 +28,8 @@ pub struct Study {
 /// What was saved for a file: its frames' masks and label table, read with the file.
 #[derive(Default)]
 pub struct SavedWork {
+    /// The file's autosave name.
+    pub key: String,
     pub masks: Vec<(u32, Mask)>,
     pub labels: Option<LabelTable>,
     /// Damaged or unreadable autosaves (set aside; the frames open without them).
@@ -34,8 +38,10 @@ pub struct SavedWork {
 
 impl Study {
     pub fn new(path: &Path, size: (u32, u32), saved: SavedWork) -> Self {
+        let autosave_key = if saved.key.is_empty() { super::autosave::key_for(path) } else { saved.key };
         let mut study = Self {
             path: path.to_path_buf(),
+            autosave_key,
             size,
             others: HashMap::new(),
             other_counts: [0; 256],
@@ -85,9 +91,12 @@ impl Study {
 
     /// Pixels per label over the whole file: the frames held here plus the shown `mask`.
     pub fn counts_with(&self, shown: &Mask) -> [u64; 256] {
-        let mut counts = self.other_counts;
-        add_counts(&mut counts, shown, 1);
-        counts
+        self.counts_plus(&histogram(shown))
+    }
+
+    /// Pixels per label over the whole file, given the shown frame's `histogram`.
+    pub fn counts_plus(&self, shown: &[u64; 256]) -> [u64; 256] {
+        std::array::from_fn(|l| self.other_counts[l] + shown[l])
     }
 
     /// Every frame's labels in one volume (frame k at `k · w · h`), `shown` for frame `shown_frame`.
@@ -141,12 +150,17 @@ impl Study {
     }
 }
 
-fn add_counts(counts: &mut [u64; 256], mask: &Mask, sign: i64) {
+/// Pixels per label value of `mask`.
+pub fn histogram(mask: &Mask) -> [u64; 256] {
     let mut here = [0u64; 256];
     for &label in mask.labels() {
         here[label as usize] += 1;
     }
-    for (total, n) in counts.iter_mut().zip(here) {
+    here
+}
+
+fn add_counts(counts: &mut [u64; 256], mask: &Mask, sign: i64) {
+    for (total, n) in counts.iter_mut().zip(histogram(mask)) {
         *total = (*total as i64 + sign * n as i64).max(0) as u64;
     }
 }

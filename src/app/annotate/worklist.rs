@@ -38,8 +38,12 @@ pub struct Worklist {
     /// Each image's state, read from the disk when the folder was opened (and again when the
     /// export folder changes), then kept up to date by the app's own exports and autosaves.
     states: HashMap<PathBuf, ItemState>,
-    /// Items that are folders holding one DICOM series (they open as volumes).
+    /// Items that are DICOM series (they open as volumes): folders holding one, and the
+    /// series among the folder's own files (see `members`).
     pub series: std::collections::HashSet<PathBuf>,
+    /// Series among the folder's own files, by the name they are listed under
+    /// (`<folder>/series <UID>`); their slice files are not listed one by one.
+    pub members: HashMap<PathBuf, crate::imaging::series::Series>,
 }
 
 #[derive(Debug, Clone)]
@@ -67,7 +71,16 @@ impl Worklist {
             .collect();
         items.sort();
         let states = read_states(&items, export_dir, autosave_dir);
-        Ok(Self { folder: folder.to_path_buf(), items, current: None, uncertainty: HashMap::new(), ranking: None, states, series: Default::default() })
+        Ok(Self {
+            folder: folder.to_path_buf(),
+            items,
+            current: None,
+            uncertainty: HashMap::new(),
+            ranking: None,
+            states,
+            series: Default::default(),
+            members: HashMap::new(),
+        })
     }
 
     /// Adds subfolders that each hold one DICOM series, listed after the files in name order.
@@ -76,6 +89,20 @@ impl Worklist {
         self.states.extend(read_states(&folders, export_dir, autosave_dir));
         self.series.extend(folders.iter().cloned());
         self.items.extend(folders);
+    }
+
+    /// Lists each series among the folder's own files as one item named `name` instead of its
+    /// slice files.
+    pub fn add_member_series(&mut self, mut found: Vec<(PathBuf, crate::imaging::series::Series)>, export_dir: Option<&Path>, autosave_dir: &Path) {
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, series) in found {
+            let files: std::collections::HashSet<&Path> = series.slices.iter().map(|s| s.path.as_path()).collect();
+            self.items.retain(|p| !files.contains(p.as_path()));
+            self.states.extend(read_states(std::slice::from_ref(&name), export_dir, autosave_dir));
+            self.series.insert(name.clone());
+            self.items.push(name.clone());
+            self.members.insert(name, series);
+        }
     }
 
     /// An image's state as last known (no disk access).
