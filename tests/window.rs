@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::window::{open_path, wait_for_engine, wait_for_load};
 use common::{fixture, shared};
-use delightsam::app::{AnnotatorApp, AppOptions, AppPaths, Tool};
+use delightsam::app::{AnnotatorApp, AppOptions, AppPaths, ItemState, Tool};
 use delightsam::engine::worker::ResultKind;
 use delightsam::imaging::Mask;
 use delightsam::model::backend::BackendKind;
@@ -716,7 +716,22 @@ fn a_study_folder_lists_its_series_and_a_multi_frame_ct_is_a_volume() {
         opened(&mut harness);
     }
     let (source, _) = harness.state().annotate.shown().unwrap();
-    assert_eq!((source.meta().frames, source.path()), (40, study.path().join(&items[3]).as_path()), "the loose series opens as one volume");
+    let series = study.path().join(&items[3]);
+    assert_eq!((source.meta().frames, source.path()), (40, series.as_path()), "the loose series opens as one volume");
+
+    // A stroke on a slice of it marks the item edited; its export, exported (also when the
+    // folder is read again).
+    harness.state_mut().annotate.set_tool(Tool::Brush);
+    drag(&mut harness, pos2(60.0, 60.0), pos2(90.0, 60.0), Modifiers::NONE);
+    assert_eq!(harness.state().annotate.worklist().unwrap().state_of(&series), ItemState::Edited);
+    harness.key_press_modifiers(Modifiers::COMMAND, Key::S);
+    harness.step();
+    wait_for_load(&mut harness);
+    assert_eq!(harness.state().error(), None);
+    assert!(study.path().join(format!("{}_mask.nii.gz", items[3])).is_file());
+    assert_eq!(harness.state().annotate.worklist().unwrap().state_of(&series), ItemState::Exported);
+    harness.state().annotate.flush_autosave();
+    assert_eq!(delightsam::app::Worklist::read_state(&series, None, &home.path().join("autosave")), ItemState::Exported);
 
     let work = tempfile::tempdir().unwrap();
     let file = copy_to(work.path(), &fixture("dicom/eCT_Supplemental.dcm"));

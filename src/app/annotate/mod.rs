@@ -959,6 +959,9 @@ impl AnnotateTab {
                 if let Some(doc) = self.doc.as_mut().filter(|d| d.path() == volume) {
                     doc.unexported = false;
                 }
+                if let Some(list) = &mut self.worklist {
+                    list.volume_exported(volume);
+                }
             }
             Err(cause) => shared.set_error(format!("volume not exported: {cause}; the masks stay open and autosaved")),
         }

@@ -112,8 +112,15 @@ impl Worklist {
 
     /// Records an autosave of `frame` of `image`, as [`Worklist::read_state`] would find it.
     pub fn autosaved(&mut self, image: &Path, frame: u32) {
-        if frame == STATE_FRAME {
+        if frame == STATE_FRAME || self.series.contains(image) {
             self.raise_state(image, ItemState::Edited);
+        }
+    }
+
+    /// Records a volume export of a series item (its label NIfTI, as `read_state` looks for).
+    pub fn volume_exported(&mut self, volume: &Path) {
+        if self.series.contains(volume) {
+            self.raise_state(volume, ItemState::Exported);
         }
     }
 
@@ -172,6 +179,21 @@ impl Worklist {
 
     /// An image's state on the disk, its export looked for in `export_dir` (or next to it).
     pub fn read_state(path: &Path, export_dir: Option<&Path>, autosave_dir: &Path) -> ItemState {
+        // A series (a folder, or a name for slices among other files): its label NIfTI, and
+        // work on any slice.
+        if path.is_dir() || !path.exists() {
+            let key = format!("{}-f", autosave::key_for(path));
+            let edited = || {
+                std::fs::read_dir(autosave_dir).is_ok_and(|entries| entries.filter_map(|e| e.ok()).any(|e| e.file_name().to_string_lossy().starts_with(&key)))
+            };
+            return if super::volume_export::volume_export_path(path, export_dir).is_file() {
+                ItemState::Exported
+            } else if edited() {
+                ItemState::Edited
+            } else {
+                ItemState::Untouched
+            };
+        }
         if state_export_path(path, export_dir).is_file() {
             ItemState::Exported
         } else if autosave::path_for(autosave_dir, path, STATE_FRAME).is_file() {
