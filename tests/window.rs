@@ -569,7 +569,7 @@ fn a_ct_series_opens_as_one_volume_with_two_labels_exported_as_nifti_and_seg() {
         let table = app.annotate.label_table_mut().unwrap();
         table.entry(1).name = "liver".into();
         table.entry(2).name = "marker".into();
-        app.annotate.label_table_changed(&app.shared);
+        app.annotate.label_table_changed();
     }
 
     // Label 2: a brush stroke beside it, on this slice only.

@@ -81,10 +81,7 @@ impl Loader {
     /// A series among a folder's files, under the name its worklist lists it by.
     pub fn open_series(&mut self, name: PathBuf, series: series::Series) {
         let saved = self.saved.clone();
-        self.start(move || {
-            let volume = Volume::from_series(series).map_err(|e| format!("{}: {e}", name.display()))?;
-            loaded(ImageSource::from_volume(volume).named(name), &saved)
-        });
+        self.start(move || loaded(series_source(series).map_err(|e| format!("{}: {e}", name.display()))?.named(name), &saved));
     }
 
     /// Another frame or slice of the open file (its saved work is held already).
@@ -120,20 +117,20 @@ impl Loader {
     pub fn import_labels(&mut self, source: Arc<ImageSource>, frame: u32, path: PathBuf) {
         let read = move || -> Result<LoadResult, String> {
             let mut names = Vec::new();
-            let (labels, shape, first) = match source.volume() {
-                _ if !is_raster(&path) && source.volume().is_none() => {
-                    return Err(format!("{}: an image takes a PNG or TIFF mask; NIfTI and DICOM SEG label maps go onto volumes", path.display()));
-                }
-                Some(volume) if is_raster(&path) => (slice_pngs(&path, volume.shape)?, volume.shape, 0),
-                Some(volume) => {
+            let (labels, shape, first) = match (source.volume(), is_raster(&path)) {
+                (Some(volume), true) => (slice_pngs(&path, volume.shape)?, volume.shape, 0),
+                (Some(volume), false) => {
                     let (labels, segments) = volume.read_labels(&path).map_err(|e| e.to_string())?;
                     names = segments;
                     (labels, volume.shape, 0)
                 }
-                None => {
+                (None, true) => {
                     let mask = Mask::load(&path).map_err(|e| e.to_string())?;
                     mask.check_size(&path, source.meta().cols, source.meta().rows).map_err(|e| e.to_string())?;
                     (mask.labels().to_vec(), [mask.width() as usize, mask.height() as usize, 1], frame as usize)
+                }
+                (None, false) => {
+                    return Err(format!("{}: an image takes a PNG or TIFF mask; NIfTI and DICOM SEG label maps go onto volumes", path.display()));
                 }
             };
             Ok(LoadResult::Labels { volume: source.path().to_path_buf(), from: path, labels, shape, first, names })
@@ -224,8 +221,7 @@ fn slice_pngs(chosen: &Path, shape: [usize; 3]) -> Result<Vec<u8>, String> {
 fn read_first_frame(path: &Path, saved: &SavedWorkPlace) -> Result<LoadResult, String> {
     let source = if path.is_dir() {
         // A worklist item that is a series folder.
-        let series = one_series(path)?.ok_or_else(|| format!("{}: not a folder holding one DICOM series", path.display()))?;
-        ImageSource::from_volume(Volume::from_series(series).map_err(|e| e.to_string())?)
+        series_source(one_series(path)?.ok_or_else(|| format!("{}: not a folder holding one DICOM series", path.display()))?)?
     } else if nifti::is_nifti_path(path) {
         ImageSource::open_volume(path).map_err(|e| e.to_string())?
     } else {
@@ -257,10 +253,12 @@ fn open_folder(folder: &Path, export_dir: Option<&Path>, saved: &SavedWorkPlace)
 }
 
 fn series_volume(folder: &Path) -> Result<Option<ImageSource>, String> {
-    match one_series(folder)? {
-        Some(series) => Ok(Some(ImageSource::from_volume(Volume::from_series(series).map_err(|e| e.to_string())?))),
-        None => Ok(None),
-    }
+    one_series(folder)?.map(series_source).transpose()
+}
+
+/// A series read as one volume, its slices the source's frames.
+fn series_source(series: series::Series) -> Result<ImageSource, String> {
+    Ok(ImageSource::from_volume(Volume::from_series(series).map_err(|e| e.to_string())?))
 }
 
 /// The folder's DICOM series when it holds exactly one (of several slices at distinct

@@ -81,7 +81,6 @@ pub struct AnnotateTab {
     propagating: Option<(PathBuf, u8, bool)>,
     /// Volume exports being written (the volume, then what was written or why not).
     volume_exports: Background<(PathBuf, Result<VolumeExport, String>)>,
-    exports_running: usize,
     /// Label-table saves that failed.
     table_saves: Background<Result<(), String>>,
     /// The label table changed and is not saved yet (saved once no button is held).
@@ -116,7 +115,6 @@ impl AnnotateTab {
             pending_frame: None,
             propagating: None,
             volume_exports: Background::new(ctx),
-            exports_running: 0,
             table_saves: Background::new(ctx),
             table_dirty: false,
             table_version: Default::default(),
@@ -203,7 +201,7 @@ impl AnnotateTab {
             let results = self.loader.wait();
             self.apply_loads(shared, results);
         }
-        while self.exports_running > 0 {
+        while self.volume_exports.is_busy() {
             match self.volume_exports.wait(Duration::from_secs(600)) {
                 Some((volume, result)) => self.apply_volume_export(shared, &volume, result),
                 None => break,
@@ -266,17 +264,27 @@ impl AnnotateTab {
 
     pub fn open_path(&mut self, shared: &mut Shared, path: PathBuf) {
         crate::app::crash::note("open");
-        match self.worklist.as_ref().and_then(|l| l.members.get(&path)).cloned() {
-            Some(series) => self.loader.open_series(path, series),
-            None => self.loader.open_any(path, shared.settings.export_dir.clone()),
+        if let Some(path) = self.open_member_series(path) {
+            self.loader.open_any(path, shared.settings.export_dir.clone());
         }
     }
 
     /// Opens a worklist item: a file, a series folder, or a series among the folder's files.
     fn open_item(&mut self, path: PathBuf) {
+        if let Some(path) = self.open_member_series(path) {
+            self.loader.open(path);
+        }
+    }
+
+    /// Opens `path` if the worklist lists it as a series among its folder's files; else gives
+    /// it back to be opened as a file or folder.
+    fn open_member_series(&mut self, path: PathBuf) -> Option<PathBuf> {
         match self.worklist.as_ref().and_then(|l| l.members.get(&path)).cloned() {
-            Some(series) => self.loader.open_series(path, series),
-            None => self.loader.open(path),
+            Some(series) => {
+                self.loader.open_series(path, series);
+                None
+            }
+            None => Some(path),
         }
     }
 
@@ -325,7 +333,7 @@ impl AnnotateTab {
                 LoadResult::LabelsPicked(path) => self.import_labels(path),
                 LoadResult::Labels { volume, from, labels, shape, first, names } => {
                     self.apply_imported_labels(shared, &volume, &from, &labels, shape, first);
-                    self.name_imported_labels(shared, &volume, names);
+                    self.name_imported_labels(&volume, names);
                 }
             }
         }
@@ -509,7 +517,7 @@ impl AnnotateTab {
     /// The label table changed: the overlay follows at once; the table is saved beside the
     /// study's autosaves in the background once no button is held (a colour or opacity drag
     /// saves once).
-    pub fn label_table_changed(&mut self, _shared: &Shared) {
+    pub fn label_table_changed(&mut self) {
         self.table_dirty = true;
     }
 
@@ -653,7 +661,7 @@ impl AnnotateTab {
 
     /// Segment names from an imported DICOM SEG go into the label table where a label still has
     /// its default name.
-    fn name_imported_labels(&mut self, shared: &Shared, volume: &std::path::Path, names: Vec<(u8, String)>) {
+    fn name_imported_labels(&mut self, volume: &std::path::Path, names: Vec<(u8, String)>) {
         let Some(study) = self.study.as_mut().filter(|s| s.path == volume) else { return };
         let mut named = false;
         for (value, name) in names.into_iter().filter(|(v, n)| *v != 0 && !n.trim().is_empty()) {
@@ -664,7 +672,7 @@ impl AnnotateTab {
             }
         }
         if named {
-            self.label_table_changed(shared);
+            self.label_table_changed();
         }
     }
 
@@ -941,13 +949,11 @@ impl AnnotateTab {
         let out = volume_export::volume_export_path(doc.path(), export_dir.as_deref());
         let volume = doc.path().to_path_buf();
         self.volume_exports.spawn(move || (volume, volume_export::export_volume(&source, labels, &table, export_dir.as_deref())));
-        self.exports_running += 1;
         shared.set_message(format!("Exporting {}…", out.display()));
         Some(out)
     }
 
     fn apply_volume_export(&mut self, shared: &mut Shared, volume: &std::path::Path, result: Result<VolumeExport, String>) {
-        self.exports_running = self.exports_running.saturating_sub(1);
         match result {
             Ok(done) => {
                 let names: Vec<String> = done.files.iter().map(|f| f.display().to_string()).collect();

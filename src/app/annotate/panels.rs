@@ -318,7 +318,7 @@ impl AnnotateTab {
             ui.label(egui::RichText::new(text).small().weak());
         }
         if changed {
-            self.label_table_changed(shared);
+            self.label_table_changed();
         }
         if delete {
             self.delete_label(shared, active);

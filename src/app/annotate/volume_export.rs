@@ -35,8 +35,12 @@ pub struct VolumeExport {
 
 /// The folder of per-slice PNG label maps beside `nifti_out` (`<name>_mask_png`).
 pub fn png_folder(nifti_out: &Path) -> PathBuf {
-    let name = nifti_out.file_name().map(|n| n.to_string_lossy().replace("_mask.nii.gz", "_mask_png")).unwrap_or_else(|| "mask_png".into());
-    nifti_out.with_file_name(name)
+    beside(nifti_out, "_mask_png")
+}
+
+/// `<name><suffix>` beside the label NIfTI `<name>_mask.nii.gz`.
+fn beside(nifti_out: &Path, suffix: &str) -> PathBuf {
+    nifti_out.with_file_name(nifti_out.file_name().unwrap_or_default().to_string_lossy().replace("_mask.nii.gz", suffix))
 }
 
 /// Writes `labels` (every slice of `source`'s volume, slice k at `k · nx · ny`): the label
@@ -67,7 +71,7 @@ pub fn export_volume(source: &ImageSource, labels: Vec<u8>, table: &LabelTable, 
     // The NIfTI first: a DICOM SEG that cannot be written must not cost the label volume.
     nifti::write(&out, volume.shape, &volume.affine_ras, &Voxels::U8(labels.clone())).map_err(|e| e.to_string())?;
     let mut files = vec![out.clone()];
-    let description = out.with_file_name(out.file_name().unwrap_or_default().to_string_lossy().replace("_mask.nii.gz", "_labels.txt"));
+    let description = beside(&out, "_labels.txt");
     crate::imaging::write_atomic(&description, table.itk_snap_description(&values).as_bytes()).map_err(|e| format!("{}: {e}", description.display()))?;
     files.push(description);
     let pngs = png_folder(&out);
@@ -75,7 +79,7 @@ pub fn export_volume(source: &ImageSource, labels: Vec<u8>, table: &LabelTable, 
     files.push(pngs);
     let mut seg_skipped = None;
     if let Some(series) = volume.series() {
-        let seg = out.with_file_name(out.file_name().unwrap_or_default().to_string_lossy().replace("_mask.nii.gz", "_seg.dcm"));
+        let seg = beside(&out, "_seg.dcm");
         let segments: Vec<SegmentInfo> = values
             .iter()
             .map(|&v| {
