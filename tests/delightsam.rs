@@ -93,7 +93,7 @@ fn head_only_record_reproduces_a_fast_recipe_model() {
     weights::save_delightsam_head(&model, &config, &head, &encoder).unwrap();
     let size = |p: &std::path::Path| std::fs::metadata(p).unwrap().len();
     assert!(size(&head) * 3 < size(&full), "head {} B vs full {} B", size(&head), size(&full));
-    assert_eq!(weights::delightsam_storage(&head).unwrap(), weights::Storage::Head { encoder: "litemedsam.bpk".into() });
+    assert_eq!(weights::delightsam_storage(&head).unwrap(), weights::Storage::Head { encoder: "litemedsam.bpk".into(), controllers: false });
     assert_eq!(weights::encoder_record(&head), dir.path().join("litemedsam.bpk"));
 
     let (loaded, _) = weights::load_delightsam::<Cpu>(&head, &device).unwrap();
@@ -112,14 +112,32 @@ fn head_only_record_reproduces_a_fast_recipe_model() {
     // many there): the decoder is compared on one grid.
     let grid = ours.grid;
     let a = model.head(model.encode(x.clone(), slot), slot, Some(grid.clone())).mask_logits;
-    let b = loaded.head(loaded.encode(x, slot), slot, Some(grid)).mask_logits;
+    let b = loaded.head(loaded.encode(x.clone(), slot), slot, Some(grid)).mask_logits;
     let error = relative_error(a, b);
     assert!(error < 2e-2, "f16 head: mask logits' relative max error {error}");
 
-    // A trained encoder or an active controller would be lost: refused.
+    // Active controllers (the adapt recipe) are stored with the head, in f16, and come back.
     let active = active_delightsam(&config, &device);
-    let err = weights::save_delightsam_head(&active, &config, &dir.path().join("no.bpk"), &encoder).unwrap_err().to_string();
-    assert!(err.contains("controller") && err.contains("full record"), "{err}");
+    let with_controllers = dir.path().join("adapted.bpk");
+    weights::save_delightsam_head(&active, &config, &with_controllers, &encoder).unwrap();
+    assert_eq!(
+        weights::delightsam_storage(&with_controllers).unwrap(),
+        weights::Storage::Head { encoder: "litemedsam.bpk".into(), controllers: true }
+    );
+    assert!(size(&with_controllers) > size(&head) && size(&with_controllers) < size(&head) + 6_000_000);
+    let (loaded, _) = weights::load_delightsam::<Cpu>(&with_controllers, &device).unwrap();
+    let (ours, theirs) = (active.encode(x.clone(), slot), loaded.encode(x.clone(), slot));
+    let fresh = DeLightSam::from_litemedsam(lite_model(), &config, &device).unwrap().encode(x.clone(), slot);
+    let error = relative_error(ours.clone(), theirs);
+    assert!(error < 1e-2, "f16 controllers: embedding's relative max error {error}");
+    assert!(relative_error(ours, fresh) > 10.0 * error, "the controllers must really be loaded");
+
+    // A trained backbone would be lost: refused.
+    let mut trained = active;
+    let w = trained.image_encoder.neck.conv1.weight.val();
+    trained.image_encoder.neck.conv1.weight = Param::from_tensor(w.mul_scalar(1.01));
+    let err = weights::save_delightsam_head(&trained, &config, &dir.path().join("no.bpk"), &encoder).unwrap_err().to_string();
+    assert!(err.contains("neck") && err.contains("full record"), "{err}");
     assert!(!dir.path().join("no.bpk").exists());
 
     // A head whose encoder record is gone says which file it needs.

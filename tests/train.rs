@@ -194,3 +194,49 @@ fn pairs_from_anywhere_train_like_a_folder_and_a_stop_keeps_a_resumable_checkpoi
     let err = run(&bad).0.expect_err("a missing image is a problem");
     assert!(err.to_string().contains("/nonexistent/x.png") && err.to_string().contains("exported"), "{err}");
 }
+
+/// The adapt recipe trains one modality's controllers, query and hypernetwork over the shipped
+/// model; `pack` keeps the controllers, and every other modality segments exactly as before.
+#[test]
+fn adapting_one_modality_packs_its_controllers_and_leaves_the_others_unchanged() {
+    use burn::prelude::*;
+    use delightsam::imaging::ImageSource;
+    use delightsam::model::preprocess;
+    use delightsam::model::weights::{self, Storage};
+    use delightsam::train::Recipe;
+    let dir = tempfile::tempdir().unwrap();
+    let (out, cache) = (dir.path().join("run"), dir.path().join("cache"));
+    let mut cfg = config(&out, &cache);
+    cfg.recipe = Recipe::Adapt;
+    cfg.epochs = 1;
+    cfg.max_steps = Some(2);
+    cfg.learning_rate = 1e-2;
+    cfg.input_range = vec![("microscopy".into(), Some([0.0, 255.0]))];
+    let (result, events) = run(&cfg);
+    result.unwrap();
+    assert_eq!(step_losses(&events).len(), 2);
+    let saved = weights::load_delightsam_config(&out.join("model.bpk")).unwrap();
+    let microscopy = saved.modalities.slot("microscopy").unwrap();
+    assert_eq!(saved.modalities.input_range(microscopy, (3.0, 7.0)), (0.0, 255.0));
+
+    let packed = dir.path().join("adapted.bpk");
+    let encoder = weights::default_record_path();
+    let run = Command::new(env!("CARGO_BIN_EXE_delightsam"))
+        .args(["pack", s(&out.join("model.bpk")), "-o", s(&packed), "--encoder", s(&encoder)])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(matches!(weights::delightsam_storage(&packed).unwrap(), Storage::Head { controllers: true, .. }));
+
+    let device = Default::default();
+    let (shipped, _, _) = weights::load_delightsam_or_fresh::<Cpu>(None, &device).unwrap();
+    let (adapted, _) = weights::load_delightsam::<Cpu>(&packed, &device).unwrap();
+    let frame = ImageSource::open(fixture("raster/colin27_z090.png")).unwrap().frame(0).unwrap();
+    let (x, _) = preprocess::prepare(&frame, 256).into_tensor::<Cpu>(&device);
+    let logits = |m: &delightsam::model::DeLightSam<Cpu>, slot| m.forward(x.clone(), slot).mask_logits.into_data();
+    let dermoscopy = saved.modalities.slot("dermoscopy").unwrap();
+    assert_eq!(logits(&adapted, dermoscopy), logits(&shipped, dermoscopy), "another modality must not change");
+    let moved = logits(&adapted, microscopy).to_vec::<f32>().unwrap().iter().zip(logits(&shipped, microscopy).to_vec::<f32>().unwrap())
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(moved > 1e-3, "the adapted modality must change ({moved})");
+}

@@ -5,7 +5,7 @@ use crate::model::weights;
 
 #[derive(Debug, clap::Args)]
 pub struct PackArgs {
-    /// A De-LightSAM record trained with the fast recipe (NAME.bpk, with NAME.json beside it).
+    /// A De-LightSAM record trained with the fast or adapt recipe (NAME.bpk, with NAME.json beside it).
     pub model: PathBuf,
     /// Where to write the compact record (its .json is written beside it).
     #[arg(short, long)]
@@ -27,13 +27,15 @@ pub fn run(args: &PackArgs) -> anyhow::Result<()> {
     let (model, config) = weights::load_delightsam::<Cpu>(&args.model, &device)?;
     let encoder = args.encoder.clone().unwrap_or_else(weights::default_record_path);
     weights::save_delightsam_head(&model, &config, &args.out, &encoder)?;
+    let controllers = matches!(weights::delightsam_storage(&args.out), Ok(weights::Storage::Head { controllers: true, .. }));
     let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len() as f64 / 1e6).unwrap_or(0.0);
     println!(
-        "packed {} ({:.1} MB) → {} ({:.1} MB: SP-Generator and QM-Decoder in f16; encoder from {})",
+        "packed {} ({:.1} MB) → {} ({:.1} MB: SP-Generator and QM-Decoder{} in f16; encoder from {})",
         args.model.display(),
         size(&args.model),
         args.out.display(),
         size(&args.out),
+        if controllers { " and modality controllers" } else { "" },
         encoder.display()
     );
     Ok(())

@@ -19,6 +19,21 @@ pub fn parse_folder(text: &str) -> Result<(PathBuf, Option<String>), std::conver
     }
 }
 
+/// `MODALITY=LOW,HIGH`: a fixed input range, LOW below HIGH.
+pub fn parse_input_range(text: &str) -> anyhow::Result<(String, [f64; 2])> {
+    let usage = || anyhow::anyhow!("{text:?}: give MODALITY=LOW,HIGH, e.g. ct=0,255");
+    let (name, range) = text.split_once('=').ok_or_else(usage)?;
+    let (low, high) = range.split_once(',').ok_or_else(usage)?;
+    let (low, high): (f64, f64) = (low.trim().parse().map_err(|_| usage())?, high.trim().parse().map_err(|_| usage())?);
+    if name.trim().is_empty() || !low.is_finite() || !high.is_finite() {
+        return Err(usage());
+    }
+    if low >= high {
+        anyhow::bail!("{text:?}: LOW must be below HIGH");
+    }
+    Ok((name.trim().to_string(), [low, high]))
+}
+
 /// `MODALITY` (tiles at the image's own resolution) or `MODALITY=LONG_SIDE` (the image first
 /// scaled so its longest side is LONG_SIDE pixels).
 pub fn parse_tiled(text: &str) -> anyhow::Result<(String, Option<Tiling>)> {
@@ -97,6 +112,11 @@ pub struct TrainArgs {
     /// Segment this modality whole again (undoes a starting model's tiling). Repeatable.
     #[arg(long = "no-tile", value_name = "MODALITY")]
     pub untiled: Vec<String>,
+    /// Scale this modality's input from a fixed range of values, LOW..HIGH in modality units
+    /// (Hounsfield units for CT; values outside are clipped), instead of each image's min–max;
+    /// saved in the model. Repeatable.
+    #[arg(long = "input-range", value_name = "MODALITY=LOW,HIGH", value_parser = parse_input_range)]
+    pub input_range: Vec<(String, [f64; 2])>,
 }
 
 pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
@@ -140,6 +160,7 @@ fn train_config(args: &TrainArgs) -> TrainConfig {
     config.max_steps = args.max_steps;
     config.max_minutes = args.max_minutes;
     config.tiling = args.tiled.iter().cloned().chain(args.untiled.iter().map(|name| (name.clone(), None))).collect();
+    config.input_range = args.input_range.iter().map(|(name, range)| (name.clone(), Some(*range))).collect();
     config
 }
 

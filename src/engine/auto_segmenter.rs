@@ -116,7 +116,7 @@ impl<B: Backend> AutoSegmenter<B> {
             return Ok(Duration::ZERO);
         }
         let start = Instant::now();
-        let (tensor, geometry) = preprocess::prepare(frame, self.config.input_size() as u32).into_tensor::<B>(&self.device);
+        let (tensor, geometry) = self.model_input(frame, slot).into_tensor::<B>(&self.device);
         let embedding = self.model.encode(tensor, slot);
         let patch_logits = self.model.sp_generator.patch_logits(embedding.clone());
         readback::sync::<B>(&self.device, "encoding the image")?;
@@ -180,7 +180,8 @@ impl<B: Backend> AutoSegmenter<B> {
         for tile in &plan.tiles {
             let start = Instant::now();
             let crop = tiling::crop_frame(&scaled, tile);
-            let (tensor, geometry) = preprocess::prepare_in_range(&crop, input, (stats.min, stats.max)).into_tensor::<B>(&self.device);
+            let range = self.config.modalities.input_range(slot, (stats.min, stats.max));
+            let (tensor, geometry) = preprocess::prepare_in_range(&crop, input, range).into_tensor::<B>(&self.device);
             let embedding = self.model.encode(tensor, slot);
             let patch_logits = self.model.sp_generator.patch_logits(embedding.clone());
             readback::sync::<B>(&self.device, "encoding a tile")?;
@@ -215,11 +216,19 @@ impl<B: Backend> AutoSegmenter<B> {
         &self.model
     }
 
+    /// `frame` as modality `slot`'s model input: scaled from the modality's fixed input range, or
+    /// from the frame's own min–max.
+    fn model_input(&self, frame: &Frame, slot: usize) -> preprocess::ModelInput {
+        let stats = frame.stats();
+        let range = self.config.modalities.input_range(slot, (stats.min, stats.max));
+        preprocess::prepare_in_range(frame, self.config.input_size() as u32, range)
+    }
+
     /// How unsure the model is about `frame` as modality `slot`: the mean binary entropy of its
     /// mask probabilities over the image (0 = certain everywhere, 1 = a coin toss everywhere).
     /// For active learning; leaves the cached embedding alone.
     pub fn uncertainty(&self, frame: &Frame, slot: usize) -> Result<f32, EngineError> {
-        let (tensor, geometry) = preprocess::prepare(frame, self.config.input_size() as u32).into_tensor::<B>(&self.device);
+        let (tensor, geometry) = self.model_input(frame, slot).into_tensor::<B>(&self.device);
         let embedding = self.model.encode(tensor, slot);
         let grid = SpGenerator::grid_from_logits(self.model.sp_generator.patch_logits(embedding.clone()));
         let logits = self.model.decode_with_pe(embedding, grid, slot, self.image_pe.clone());

@@ -86,6 +86,9 @@ pub enum TrainStage {
     Head,
     /// Everything but the fixed positional encoding.
     EndToEnd,
+    /// A modality's own parameters: its controllers, query token and hypernetwork. The
+    /// backbone, SP-Generator and shared decoder stay frozen, so other modalities are unchanged.
+    Adapt,
 }
 
 #[derive(Module, Debug)]
@@ -201,7 +204,7 @@ impl<B: Backend> DeLightSam<B> {
     /// no gradient). The positional encoding is never trained.
     pub fn for_stage(self, stage: TrainStage) -> Self {
         let train_backbone = matches!(stage, TrainStage::Common | TrainStage::EndToEnd);
-        let train_controller = matches!(stage, TrainStage::Domain | TrainStage::EndToEnd);
+        let train_controller = matches!(stage, TrainStage::Domain | TrainStage::EndToEnd | TrainStage::Adapt);
         let train_head = matches!(stage, TrainStage::Head | TrainStage::EndToEnd);
         let mut encoder = self.image_encoder;
         let controllers: Vec<_> =
@@ -210,11 +213,18 @@ impl<B: Backend> DeLightSam<B> {
         for (block, controller) in encoder.stages.iter_mut().flat_map(|s| s.blocks.iter_mut()).zip(controllers) {
             block.controller = controller.map(|c| set_trainable(c, train_controller));
         }
+        let mut decoder = set_trainable(self.decoder, train_head);
+        if stage == TrainStage::Adapt {
+            // Per slot: only the rows and networks of the batch's modality get a gradient.
+            decoder.modality_tokens = set_trainable(decoder.modality_tokens, true);
+            decoder.output_hypernetworks_mlps =
+                decoder.output_hypernetworks_mlps.into_iter().map(|m| set_trainable(m, true)).collect();
+        }
         Self {
             image_encoder: encoder,
             pe_layer: set_trainable(self.pe_layer, false),
             sp_generator: set_trainable(self.sp_generator, train_head),
-            decoder: set_trainable(self.decoder, train_head),
+            decoder,
         }
     }
 
@@ -390,7 +400,7 @@ mod tests {
         let loss = match stage {
             TrainStage::Common => model.encode_common(x).powf_scalar(2.0).mean(),
             TrainStage::Domain => model.encode(x, 4).powf_scalar(2.0).mean(),
-            TrainStage::Head | TrainStage::EndToEnd => {
+            TrainStage::Head | TrainStage::EndToEnd | TrainStage::Adapt => {
                 let out = model.forward(x, 4);
                 out.mask_logits.sub(target).powf_scalar(2.0).mean().add(out.patch_logits.powf_scalar(2.0).mean())
             }
@@ -419,12 +429,14 @@ mod tests {
         use burn::module::AutodiffModule;
         type Ad = Autodiff<Cpu>;
         let device = Default::default();
-        let model = small_config().init::<Ad>(&device).for_stage(TrainStage::Domain);
-        let x = images::<Ad>(2, &device);
-        let training = model.encode(x.clone(), 1).inner();
-        let inference = model.valid().encode(x.inner(), 1);
-        let diff = training.sub(inference).abs().max().into_scalar();
-        assert!(diff < 1e-5, "domain distillation must not use batch statistics in the frozen backbone ({diff})");
+        for stage in [TrainStage::Domain, TrainStage::Adapt] {
+            let model = small_config().init::<Ad>(&device).for_stage(stage);
+            let x = images::<Ad>(2, &device);
+            let training = model.encode(x.clone(), 1).inner();
+            let inference = model.valid().encode(x.inner(), 1);
+            let diff = training.sub(inference).abs().max().into_scalar();
+            assert!(diff < 1e-5, "{stage:?} must not use batch statistics in the frozen backbone ({diff})");
+        }
     }
 
     #[test]
@@ -452,5 +464,33 @@ mod tests {
         assert!(backbone.0 > 0 && backbone.1 == 0, "end-to-end: backbone {backbone:?}");
         assert!(controller.0 > 0, "end-to-end: controller {controller:?}");
         assert_eq!(head.1, 11 * 6, "end-to-end: head {head:?}");
+
+        let [backbone, controller, head] = gradient_reach(TrainStage::Adapt);
+        assert_eq!(backbone.0, 0, "adapt: backbone {backbone:?}");
+        assert!(controller.0 > 0 && controller.1 == 0, "adapt: controller {controller:?}");
+        assert_eq!(head.0, 1 + 6, "adapt: slot 4's query tokens and its hypernetwork's 3 layers only: {head:?}");
+    }
+
+    #[test]
+    fn adapting_one_modality_leaves_the_others_exactly_as_they_were() {
+        use burn::module::AutodiffModule;
+        use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+        type Ad = Autodiff<Cpu>;
+        let device = Default::default();
+        let model = small_config().init::<Ad>(&device).for_stage(TrainStage::Adapt);
+        let x = images::<Ad>(2, &device);
+        let before = |m: &DeLightSam<Ad>, slot| m.valid().forward(x.clone().inner(), slot).mask_logits;
+        let (before_2, before_4) = (before(&model, 2), before(&model, 4));
+        let mut optimizer = AdamConfig::new().init::<Ad, DeLightSam<Ad>>();
+        let mut model = model;
+        for _ in 0..2 {
+            let out = model.forward(x.clone(), 4);
+            let loss = out.mask_logits.sub_scalar(1.0).powf_scalar(2.0).mean();
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optimizer.step(1e-2, model, grads);
+        }
+        assert_eq!(before(&model, 2).into_data(), before_2.into_data(), "slot 2 must not change");
+        let moved = before(&model, 4).sub(before_4).abs().max().into_scalar();
+        assert!(moved > 1e-4, "slot 4 must learn ({moved})");
     }
 }

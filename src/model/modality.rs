@@ -27,7 +27,7 @@ pub enum ModalityError {
 }
 
 /// Modality names → slots `0..slots`. Names are stored in a canonical lower-case form.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModalityRegistry {
     /// The name of each used slot, in slot order.
     pub names: Vec<String>,
@@ -37,11 +37,21 @@ pub struct ModalityRegistry {
     /// are segmented whole at the model's input size. Models saved before tiling have none.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tiling: BTreeMap<String, Tiling>,
+    /// Modalities whose model input is a fixed range of the frame's values [low, high] (modality
+    /// units: Hounsfield units for CT) clipped and scaled to [0, 1], instead of each image's own
+    /// min–max: CT learnt on 0–255 HU must see the same window in a DICOM's full HU range.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub input_range: BTreeMap<String, [f64; 2]>,
 }
 
 impl Default for ModalityRegistry {
     fn default() -> Self {
-        Self { names: BUILT_IN.iter().map(|s| s.to_string()).collect(), slots: DEFAULT_SLOTS, tiling: BTreeMap::new() }
+        Self {
+            names: BUILT_IN.iter().map(|s| s.to_string()).collect(),
+            slots: DEFAULT_SLOTS,
+            tiling: BTreeMap::new(),
+            input_range: BTreeMap::new(),
+        }
     }
 }
 
@@ -82,18 +92,40 @@ impl ModalityRegistry {
 
     /// Tiles modality `name` (which must have a slot) as `tiling`, or no longer tiles it (`None`).
     pub fn set_tiling(&mut self, name: &str, tiling: Option<Tiling>) -> Result<(), ModalityError> {
-        let slot = self.slot(name)?;
-        let name = self.names[slot].clone();
-        match tiling {
-            Some(t) => self.tiling.insert(name, t),
-            None => self.tiling.remove(&name),
-        };
+        let name = self.slot_name(name)?;
+        set_or_remove(&mut self.tiling, name, tiling);
         Ok(())
+    }
+
+    /// The values modality `slot`'s input is scaled from: its fixed range, else `own` (the
+    /// image's min and max).
+    pub fn input_range(&self, slot: usize, own: (f64, f64)) -> (f64, f64) {
+        self.name(slot).and_then(|name| self.input_range.get(name)).map_or(own, |&[low, high]| (low, high))
+    }
+
+    /// Gives modality `name` (which must have a slot) a fixed input range, or its images' own
+    /// min–max again (`None`).
+    pub fn set_input_range(&mut self, name: &str, range: Option<[f64; 2]>) -> Result<(), ModalityError> {
+        let name = self.slot_name(name)?;
+        set_or_remove(&mut self.input_range, name, range);
+        Ok(())
+    }
+
+    /// The name `name`'s slot is kept under (a modality without a slot is an error, not a new one).
+    fn slot_name(&self, name: &str) -> Result<String, ModalityError> {
+        self.slot(name).map(|slot| self.names[slot].clone())
     }
 
     pub fn free_slots(&self) -> usize {
         self.slots.saturating_sub(self.names.len())
     }
+}
+
+fn set_or_remove<T>(map: &mut BTreeMap<String, T>, name: String, value: Option<T>) {
+    match value {
+        Some(v) => map.insert(name, v),
+        None => map.remove(&name),
+    };
 }
 
 /// A canonical name a slot can take: letters, digits, '-' and '_'.
@@ -157,6 +189,22 @@ mod tests {
         }
         assert_eq!(registry.free_slots(), 0);
         assert!(matches!(registry.add("d"), Err(ModalityError::Full { .. })));
+    }
+
+    #[test]
+    fn a_fixed_input_range_replaces_the_images_own_and_survives_the_config() {
+        let mut registry = ModalityRegistry::default();
+        let (ct, mr) = (registry.slot("ct").unwrap(), registry.slot("mr").unwrap());
+        registry.set_input_range("CT", Some([0.0, 255.0])).unwrap();
+        assert_eq!(registry.input_range(ct, (-1024.0, 3000.0)), (0.0, 255.0));
+        assert_eq!(registry.input_range(mr, (3.0, 900.0)), (3.0, 900.0));
+        assert!(registry.set_input_range("pet", Some([0.0, 1.0])).is_err(), "a typo is an error, not a slot");
+        let json = serde_json::to_string(&registry).unwrap();
+        let back: ModalityRegistry = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.input_range(ct, (0.0, 1.0)), (0.0, 255.0));
+        registry.set_input_range("ct", None).unwrap();
+        assert_eq!(registry.input_range(ct, (-1024.0, 3000.0)), (-1024.0, 3000.0));
+        assert!(!serde_json::to_string(&registry).unwrap().contains("input_range"), "older readers see nothing new");
     }
 
     #[test]

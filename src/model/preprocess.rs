@@ -56,7 +56,8 @@ pub fn prepare(frame: &Frame, input_size: u32) -> ModelInput {
 }
 
 /// [`prepare`] with the min–max normalisation taken from `range` (a whole image's, when `frame`
-/// is one of its tiles: a tile of background must not be stretched to full contrast).
+/// is one of its tiles: a tile of background must not be stretched to full contrast; or a
+/// modality's fixed input range, such as CT's in Hounsfield units). Values outside are clipped.
 pub fn prepare_in_range(frame: &Frame, input_size: u32, (min, max): (f64, f64)) -> ModelInput {
     let geometry = Geometry::new(frame.width, frame.height, input_size);
     let range = (max - min).max(1e-8);
@@ -74,7 +75,7 @@ pub fn prepare_in_range(frame: &Frame, input_size: u32, (min, max): (f64, f64)) 
             continue;
         }
         for (i, v) in plane.iter_mut().enumerate() {
-            *v = ((f64::from(frame.data[i * channels + source_channel]) - min) / range) as f32;
+            *v = ((f64::from(frame.data[i * channels + source_channel]) - min) / range).clamp(0.0, 1.0) as f32;
         }
         let resized = resize_bilinear(&plane, w, h, rw, rh);
         let out = &mut data[c * side * side..(c + 1) * side * side];

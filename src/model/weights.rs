@@ -126,7 +126,13 @@ pub enum Storage {
     /// Only the head (SP-Generator and QM-Decoder), in f16 where burn's `HalfPrecisionAdapter`
     /// applies; the encoder is LiteMedSAM's, read from `encoder` (a LiteMedSAM record, relative
     /// to this file's folder). What the fast recipe trains, at a quarter of the size.
-    Head { encoder: String },
+    /// `controllers`: the modality controllers are stored too (f16), for a model whose
+    /// controllers were trained over LiteMedSAM's unchanged backbone (the adapt recipe).
+    Head {
+        encoder: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        controllers: bool,
+    },
 }
 
 impl Storage {
@@ -144,11 +150,14 @@ struct ModelFile {
     storage: Storage,
 }
 
-/// The tensors a head-only record holds.
-const HEAD_PATHS: &str = r"^(sp_generator|decoder)\.";
+/// The tensors a head-only record holds, and with `controllers` the modality controllers.
+fn head_filter(controllers: bool) -> PathFilter {
+    let filter = PathFilter::new().with_regex(r"^(sp_generator|decoder)\.");
+    if controllers { filter.with_regex(r"^image_encoder\..*\.controller\.") } else { filter }
+}
 
-fn is_head_path(path: &str) -> bool {
-    path.starts_with("sp_generator.") || path.starts_with("decoder.")
+fn is_head_path(path: &str, controllers: bool) -> bool {
+    path.starts_with("sp_generator.") || path.starts_with("decoder.") || (controllers && path.contains(".controller."))
 }
 
 /// PyTorch names → this crate's module paths, where the structure differs.
@@ -325,7 +334,7 @@ pub fn delightsam_storage(record: &Path) -> Result<Storage, WeightsError> {
 /// The record whose encoder weights `record` uses: itself, or a head-only record's LiteMedSAM.
 pub fn encoder_record(record: &Path) -> PathBuf {
     match delightsam_storage(record) {
-        Ok(Storage::Head { encoder }) => head_encoder_path(record, &encoder),
+        Ok(Storage::Head { encoder, .. }) => head_encoder_path(record, &encoder),
         _ => record.to_path_buf(),
     }
 }
@@ -342,29 +351,25 @@ pub fn load_delightsam<B: Backend>(record: &Path, device: &B::Device) -> Result<
     let ModelFile { config, storage } = read_model_file(record)?;
     let model = match storage {
         Storage::Full => load_module(config.init::<B>(device), record)?,
-        Storage::Head { encoder } => {
+        Storage::Head { encoder, controllers } => {
             let encoder = head_encoder_path(record, &encoder);
             let lite = load::<B>(&encoder, device)?;
             let base = DeLightSam::from_litemedsam(lite, &config, device)
                 .map_err(|source| WeightsError::Incompatible { path: encoder.clone(), source })?;
-            load_head(base, record)?
+            load_head(base, record, controllers)?
         }
     };
     Ok((model, config))
 }
 
-fn head_filter() -> PathFilter {
-    PathFilter::new().with_regex(HEAD_PATHS)
-}
-
-fn load_head<B: Backend>(mut model: DeLightSam<B>, path: &Path) -> Result<DeLightSam<B>, WeightsError> {
+fn load_head<B: Backend>(mut model: DeLightSam<B>, path: &Path, controllers: bool) -> Result<DeLightSam<B>, WeightsError> {
     let mut store = BurnpackStore::from_file(path)
-        .with_filter(head_filter())
+        .with_filter(head_filter(controllers))
         .with_from_adapter(HalfPrecisionAdapter::new())
         .allow_partial(true);
     let result = model.load_from(&mut store).map_err(|source| WeightsError::Read { path: path.to_path_buf(), source })?;
     let mut problems: Vec<String> = result.errors.iter().map(|e| e.to_string()).collect();
-    problems.extend(result.missing.iter().filter(|(name, _)| is_head_path(name)).map(|(name, _)| format!("missing {name}")));
+    problems.extend(result.missing.iter().filter(|(name, _)| is_head_path(name, controllers)).map(|(name, _)| format!("missing {name}")));
     let problems = summarised(problems);
     if !problems.is_empty() {
         return Err(WeightsError::Mismatch { path: path.to_path_buf(), problems });
@@ -373,8 +378,8 @@ fn load_head<B: Backend>(mut model: DeLightSam<B>, path: &Path) -> Result<DeLigh
 }
 
 /// Saves only the head of `model` (SP-Generator and QM-Decoder, f16) with a config that points
-/// at `encoder`, the LiteMedSAM record its encoder must equal. Refused when the encoder was
-/// trained (full recipe) or a modality controller is active: those would be lost.
+/// at `encoder`, the LiteMedSAM record its backbone must equal; the modality controllers are
+/// saved too (f16) when one is active. Refused when the backbone was trained (full recipe).
 pub fn save_delightsam_head<B: Backend>(
     model: &DeLightSam<B>,
     config: &DeLightSamConfig,
@@ -385,21 +390,23 @@ pub fn save_delightsam_head<B: Backend>(
     let lite = load::<B>(encoder, &device)?;
     let base = DeLightSam::from_litemedsam(lite, config, &device)
         .map_err(|source| WeightsError::Incompatible { path: encoder.to_path_buf(), source })?;
-    if let Some(difference) = encoder_difference(model, &base) {
+    let controllers = matches!(encoder_difference(model, &base, false), Some(EncoderDifference::ActiveController(_)));
+    if let Some(difference) = encoder_difference(model, &base, controllers) {
         return Err(WeightsError::EncoderDiffers { path: path.to_path_buf(), encoder: encoder.to_path_buf(), difference });
     }
     let encoder_name = relative_encoder_path(path, encoder)?;
     let store = BurnpackStore::from_file(path.with_extension("bpk.tmp"))
         .metadata("model", "De-LightSAM head")
-        .with_filter(head_filter())
+        .with_filter(head_filter(controllers))
         .with_to_adapter(HalfPrecisionAdapter::new());
     save_store(model, store, path)?;
-    write_model_file(path, config, Storage::Head { encoder: encoder_name })
+    write_model_file(path, config, Storage::Head { encoder: encoder_name, controllers })
 }
 
 /// Why `model`'s encoder differs from `base`'s in effect, if it does: a backbone or positional
-/// tensor that is not equal, or a controller whose gate or up-projection is not zero.
-fn encoder_difference<B: Backend>(model: &DeLightSam<B>, base: &DeLightSam<B>) -> Option<EncoderDifference> {
+/// tensor that is not equal, or (unless `controllers_stored`) a controller whose gate or
+/// up-projection is not zero.
+fn encoder_difference<B: Backend>(model: &DeLightSam<B>, base: &DeLightSam<B>, controllers_stored: bool) -> Option<EncoderDifference> {
     let encoder_paths = PathFilter::new().with_regex(r"^(image_encoder|pe_layer)\.");
     let base_tensors: std::collections::HashMap<String, TensorData> = base
         .collect(Some(encoder_paths.clone()), None, false)
@@ -417,6 +424,9 @@ fn encoder_difference<B: Backend>(model: &DeLightSam<B>, base: &DeLightSam<B>) -
             Err(source) => return Some(EncoderDifference::NotNumeric { path, source }),
         };
         if path.contains(".controller.") {
+            if controllers_stored {
+                continue;
+            }
             let must_be_zero = ["prefix_gate", "up", "up_bias"].iter().any(|p| path.ends_with(&format!(".{p}")));
             if must_be_zero && values.iter().any(|v| *v != 0.0) {
                 return Some(EncoderDifference::ActiveController(path));

@@ -8,8 +8,23 @@ use crate::model::tiling::Tiling;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Recipe {
+    /// The head on a frozen encoder's cached embeddings.
     Fast,
+    /// MDKD: common and domain distillation, then end-to-end fine-tuning.
     Full,
+    /// Each modality's own parameters only (its controllers, query and hypernetwork) on its
+    /// masks, images through the frozen backbone: the other modalities stay exactly as they were.
+    Adapt,
+}
+
+impl Recipe {
+    /// Epochs the recipe runs in all.
+    pub fn planned_epochs(self, config: &TrainConfig) -> usize {
+        match self {
+            Recipe::Fast | Recipe::Adapt => config.epochs,
+            Recipe::Full => config.common_epochs + config.domain_epochs + config.epochs,
+        }
+    }
 }
 
 /// Everything that defines a run; saved as `train_config.json` in the output folder.
@@ -48,6 +63,10 @@ pub struct TrainConfig {
     /// config; the rest keep what the starting model says.
     #[serde(default)]
     pub tiling: Vec<(String, Option<Tiling>)>,
+    /// Modalities whose input is a fixed range of values (`Some([low, high])`) or each image's
+    /// own min–max (`None`) from now on, set in the model's config.
+    #[serde(default)]
+    pub input_range: Vec<(String, Option<[f64; 2]>)>,
 }
 
 impl TrainConfig {
@@ -73,6 +92,7 @@ impl TrainConfig {
             max_steps: None,
             max_minutes: None,
             tiling: Vec::new(),
+            input_range: Vec::new(),
         }
     }
 }

@@ -76,7 +76,7 @@ impl<'a, B: Backend> Preparer<'a, B> {
                 EmbeddingCache::open(&config.cache_dir, &version)
                     .map_err(|source| TrainError::Io { path: config.cache_dir.clone(), source })?,
             ),
-            Recipe::Full => None,
+            Recipe::Full | Recipe::Adapt => None,
         };
         Ok(Self { encoder, modalities, cache, shapes, device, cached: 0 })
     }
@@ -86,9 +86,10 @@ impl<'a, B: Backend> Preparer<'a, B> {
     pub fn prepare(&mut self, pair: &Pair, slot: usize, keep_truth: bool) -> Result<Vec<Prepared>, TrainError> {
         let sample = pair.load()?;
         let stats = sample.frame.stats();
+        let range = self.modalities.input_range(slot, (stats.min, stats.max));
         let Some(tiling) = self.modalities.tiling(slot) else {
             let whole = Tile { x: 0, y: 0, width: sample.frame.width, height: sample.frame.height };
-            return Ok(vec![self.prepare_one(pair, slot, &sample.frame, &sample.mask, (stats.min, stats.max), None, &whole, keep_truth)?]);
+            return Ok(vec![self.prepare_one(pair, slot, &sample.frame, &sample.mask, range, None, &whole, keep_truth)?]);
         };
         let plan = tiling.plan(sample.frame.width, sample.frame.height, self.shapes.input as u32);
         let frame = tiling::scale_frame(&sample.frame, plan.scaled);
@@ -97,7 +98,7 @@ impl<'a, B: Backend> Preparer<'a, B> {
             .iter()
             .map(|tile| {
                 let (crop, crop_mask) = (tiling::crop_frame(&frame, tile), tiling::crop_mask(&mask, tile));
-                self.prepare_one(pair, slot, &crop, &crop_mask, (stats.min, stats.max), Some(plan.scaled), tile, keep_truth)
+                self.prepare_one(pair, slot, &crop, &crop_mask, range, Some(plan.scaled), tile, keep_truth)
             })
             .collect()
     }
@@ -146,7 +147,10 @@ impl<'a, B: Backend> Preparer<'a, B> {
     ) -> Result<(Vec<f32>, bool), TrainError> {
         let hash = file_hash(&pair.image).map_err(|source| TrainError::Io { path: pair.image.clone(), source })?;
         let frame = if pair.frame > 0 { format!("-f{}", pair.frame) } else { String::new() };
-        let key = format!("{hash}{frame}-s{slot}-{}{tile_key}", self.shapes.input);
+        // A fixed input range changes the input: embeddings made with another are not these.
+        let fixed_range = self.modalities.name(slot).and_then(|name| self.modalities.input_range.get(name));
+        let range_key = fixed_range.map(|[low, high]| format!("-r{low}_{high}")).unwrap_or_default();
+        let key = format!("{hash}{frame}-s{slot}-{}{range_key}{tile_key}", self.shapes.input);
         if let Some(embedding) = cache.get(&key, self.shapes.embedding_len()) {
             return Ok((embedding, true));
         }
@@ -161,7 +165,16 @@ impl<'a, B: Backend> Preparer<'a, B> {
 /// (the fast recipe never changes the encoder, so a resumed run keeps the same cache).
 fn encoder_version(config: &TrainConfig) -> Result<String, TrainError> {
     let start: PathBuf = config.init.clone().unwrap_or_else(weights::default_starting_record);
-    // A head-only record's encoder is its LiteMedSAM record's: embeddings made with either match.
-    let path = if weights::is_delightsam(&start) { weights::encoder_record(&start) } else { start };
-    file_hash(&path).map_err(|source| TrainError::Io { path, source })
+    // A head-only record's encoder is its LiteMedSAM record's: embeddings made with either match,
+    // unless the record carries trained modality controllers of its own.
+    let hash = |path: PathBuf| file_hash(&path).map_err(|source| TrainError::Io { path, source });
+    if !weights::is_delightsam(&start) {
+        return hash(start);
+    }
+    match weights::delightsam_storage(&start) {
+        Ok(weights::Storage::Head { controllers: true, .. }) => {
+            Ok(format!("{}+{}", hash(weights::encoder_record(&start))?, hash(start)?))
+        }
+        _ => hash(weights::encoder_record(&start)),
+    }
 }

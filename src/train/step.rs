@@ -51,7 +51,7 @@ impl<B: AutodiffBackend> Steps<'_, B> {
         if self.recipe == Recipe::Fast {
             return self.head_losses_on_embeddings(model, batch);
         }
-        // Full recipe: images (augmented when fine-tuning) through the encoder.
+        // Full and adapt recipes: images (augmented when training on masks) through the encoder.
         let n = batch.len();
         let slot = batch[0].slot;
         let mask_side = self.shapes.mask;
@@ -61,7 +61,7 @@ impl<B: AutodiffBackend> Steps<'_, B> {
         for p in batch {
             let mut image = p.input.clone();
             let mut mask = p.mask.clone();
-            if stage == TrainStage::EndToEnd && side == mask_side {
+            if matches!(stage, TrainStage::EndToEnd | TrainStage::Adapt) && side == mask_side {
                 augment(&mut image, &mut mask, side, rng);
             }
             images.extend(image);
@@ -78,7 +78,7 @@ impl<B: AutodiffBackend> Steps<'_, B> {
                 let d = scalar(&distill, "distillation loss")?;
                 Ok(StepLosses { total: distill, mask: 0.0, patch: 0.0, distill: d })
             }
-            TrainStage::Head | TrainStage::EndToEnd => {
+            TrainStage::Head | TrainStage::EndToEnd | TrainStage::Adapt => {
                 let out = model.forward(images, slot);
                 mask_and_patch_losses(out, masks)
             }
@@ -125,7 +125,7 @@ pub(super) fn validate<B: Backend>(
                 let [channels, height, width] = shapes.embedding;
                 Tensor::<B, 4>::from_data(TensorData::new(p.input.clone(), [1, channels, height, width]), device)
             }
-            Recipe::Full => {
+            Recipe::Full | Recipe::Adapt => {
                 let side = (p.input.len() / 3).isqrt();
                 let x = Tensor::<B, 4>::from_data(TensorData::new(p.input.clone(), [1, 3, side, side]), device);
                 model.encode(x, p.slot)

@@ -154,7 +154,7 @@ pub fn train<B: AutodiffBackend>(
     }
     let teacher = match config.recipe {
         Recipe::Full => Some(load_teacher::<B>(config, device)?),
-        Recipe::Fast => None,
+        Recipe::Fast | Recipe::Adapt => None,
     };
     let mut run = Run {
         config,
@@ -235,6 +235,9 @@ fn restore_or_start<B: AutodiffBackend>(
     for (name, tiling) in &config.tiling {
         model_config.modalities.set_tiling(name, *tiling)?;
     }
+    for (name, range) in &config.input_range {
+        model_config.modalities.set_input_range(name, *range)?;
+    }
     Ok(Start { model, config: model_config, resume })
 }
 
@@ -289,6 +292,7 @@ fn prepare_all<B: Backend>(
 fn stage_plan(config: &TrainConfig) -> Vec<(TrainStage, usize)> {
     match config.recipe {
         Recipe::Fast => vec![(TrainStage::Head, config.epochs)],
+        Recipe::Adapt => vec![(TrainStage::Adapt, config.epochs)],
         Recipe::Full => vec![
             (TrainStage::Common, config.common_epochs),
             (TrainStage::Domain, config.domain_epochs),
@@ -484,10 +488,7 @@ pub fn resumable(out: &Path) -> Option<(TrainConfig, usize)> {
     let read = |name: &str| std::fs::read_to_string(out.join(name)).ok();
     let state: State = serde_json::from_str(&read("state.json")?).ok()?;
     let config: TrainConfig = serde_json::from_str(&read("train_config.json")?).ok()?;
-    let planned = match config.recipe {
-        Recipe::Fast => config.epochs,
-        Recipe::Full => config.common_epochs + config.domain_epochs + config.epochs,
-    };
+    let planned = config.recipe.planned_epochs(&config);
     let stopped_early = config.max_steps.is_none_or(|m| state.step < m);
     (state.epochs_done < planned && stopped_early && out.join("model.bpk").is_file()).then_some((config, state.epochs_done))
 }
