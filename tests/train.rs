@@ -226,7 +226,7 @@ fn adapting_one_modality_packs_its_controllers_and_leaves_the_others_unchanged()
         .output()
         .unwrap();
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
-    assert!(matches!(weights::delightsam_storage(&packed).unwrap(), Storage::Head { controllers: true, .. }));
+    assert!(matches!(weights::delightsam_storage(&packed).unwrap(), Storage::HeadAndControllers { .. }));
 
     let device = Default::default();
     let (shipped, _, _) = weights::load_delightsam_or_fresh::<Cpu>(None, &device).unwrap();

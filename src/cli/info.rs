@@ -162,10 +162,10 @@ fn model_info(model: &std::path::Path, json: bool) -> anyhow::Result<()> {
     let counts = model.parameter_counts();
     let origin = match &provenance {
         Provenance::Record(p) => match weights::delightsam_storage(p) {
-            Ok(weights::Storage::Head { encoder, controllers: false }) => {
+            Ok(weights::Storage::Head { encoder }) => {
                 format!("record {}: head in f16, encoder from {encoder}", p.display())
             }
-            Ok(weights::Storage::Head { encoder, controllers: true }) => {
+            Ok(weights::Storage::HeadAndControllers { encoder }) => {
                 format!("record {}: head and modality controllers in f16, backbone from {encoder}", p.display())
             }
             _ => format!("record {}", p.display()),

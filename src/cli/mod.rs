@@ -49,11 +49,12 @@ pub enum Command {
     Convert(convert::ConvertArgs),
     /// Segment automatically (De-LightSAM, --modality) or from a box/points (LiteMedSAM); folders too.
     Segment(segment::SegmentArgs),
-    /// Fine-tune De-LightSAM on dataset folders (fast or full recipe).
+    /// Fine-tune De-LightSAM on dataset folders (fast, full or adapt recipe).
     Train(train::TrainArgs),
     /// Evaluate a model on a dataset folder: per-image Dice, HD and HD95 to a CSV.
     Eval(eval::EvalArgs),
-    /// Store a fast-recipe model compactly: its head in f16, the encoder read from LiteMedSAM.
+    /// Store a fast- or adapt-recipe model compactly: its head (and trained controllers) in f16,
+    /// the backbone read from LiteMedSAM.
     Pack(pack::PackArgs),
     /// Convert a PyTorch LiteMedSAM checkpoint into the program's model record.
     Import(import::ImportArgs),

@@ -65,7 +65,8 @@ pub struct TrainArgs {
     /// Where checkpoints, train_config.json and metrics.jsonl go (a run there resumes).
     #[arg(short, long)]
     pub out: PathBuf,
-    /// fast: frozen encoder, cached embeddings; full: MDKD distillation + end-to-end fine-tuning.
+    /// fast: frozen encoder, cached embeddings; full: MDKD distillation + end-to-end fine-tuning;
+    /// adapt: each modality's controllers, query and hypernetwork only (others unchanged).
     #[arg(long, value_enum, default_value = "fast")]
     pub recipe: Recipe,
     #[arg(long, default_value_t = 20)]
@@ -117,6 +118,10 @@ pub struct TrainArgs {
     /// saved in the model. Repeatable.
     #[arg(long = "input-range", value_name = "MODALITY=LOW,HIGH", value_parser = parse_input_range)]
     pub input_range: Vec<(String, [f64; 2])>,
+    /// Scale this modality's input from each image's min–max again (undoes a starting model's
+    /// fixed range). Repeatable.
+    #[arg(long = "no-input-range", value_name = "MODALITY")]
+    pub no_input_range: Vec<String>,
 }
 
 pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
@@ -160,7 +165,12 @@ fn train_config(args: &TrainArgs) -> TrainConfig {
     config.max_steps = args.max_steps;
     config.max_minutes = args.max_minutes;
     config.tiling = args.tiled.iter().cloned().chain(args.untiled.iter().map(|name| (name.clone(), None))).collect();
-    config.input_range = args.input_range.iter().map(|(name, range)| (name.clone(), Some(*range))).collect();
+    config.input_range = args
+        .input_range
+        .iter()
+        .map(|(name, range)| (name.clone(), Some(*range)))
+        .chain(args.no_input_range.iter().map(|name| (name.clone(), None)))
+        .collect();
     config
 }
 

@@ -126,19 +126,31 @@ pub enum Storage {
     /// Only the head (SP-Generator and QM-Decoder), in f16 where burn's `HalfPrecisionAdapter`
     /// applies; the encoder is LiteMedSAM's, read from `encoder` (a LiteMedSAM record, relative
     /// to this file's folder). What the fast recipe trains, at a quarter of the size.
-    /// `controllers`: the modality controllers are stored too (f16), for a model whose
-    /// controllers were trained over LiteMedSAM's unchanged backbone (the adapt recipe).
-    Head {
-        encoder: String,
-        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-        controllers: bool,
-    },
+    Head { encoder: String },
+    /// The head and the modality controllers, in f16, over LiteMedSAM's unchanged backbone: what
+    /// the adapt recipe trains. A kind of its own, so that a reader that knows only `head`
+    /// refuses the file instead of loading it without its controllers.
+    HeadAndControllers { encoder: String },
 }
 
 impl Storage {
     fn is_full(&self) -> bool {
         *self == Storage::Full
     }
+
+    /// A head-only record's LiteMedSAM record (relative to the record's folder).
+    pub fn encoder(&self) -> Option<&str> {
+        match self {
+            Storage::Full => None,
+            Storage::Head { encoder } | Storage::HeadAndControllers { encoder } => Some(encoder),
+        }
+    }
+}
+
+/// f16 for the head's layers and the modality controllers (a module type of this crate, which
+/// burn's default set does not name).
+fn half_precision() -> HalfPrecisionAdapter {
+    HalfPrecisionAdapter::new().with_module("ModalityController")
 }
 
 /// `NAME.json`: the model's config plus how its record is stored.
@@ -333,10 +345,8 @@ pub fn delightsam_storage(record: &Path) -> Result<Storage, WeightsError> {
 
 /// The record whose encoder weights `record` uses: itself, or a head-only record's LiteMedSAM.
 pub fn encoder_record(record: &Path) -> PathBuf {
-    match delightsam_storage(record) {
-        Ok(Storage::Head { encoder, .. }) => head_encoder_path(record, &encoder),
-        _ => record.to_path_buf(),
-    }
+    let storage = delightsam_storage(record).ok();
+    storage.as_ref().and_then(Storage::encoder).map_or_else(|| record.to_path_buf(), |encoder| head_encoder_path(record, encoder))
 }
 
 fn head_encoder_path(record: &Path, encoder: &str) -> PathBuf {
@@ -351,8 +361,9 @@ pub fn load_delightsam<B: Backend>(record: &Path, device: &B::Device) -> Result<
     let ModelFile { config, storage } = read_model_file(record)?;
     let model = match storage {
         Storage::Full => load_module(config.init::<B>(device), record)?,
-        Storage::Head { encoder, controllers } => {
-            let encoder = head_encoder_path(record, &encoder);
+        Storage::Head { ref encoder } | Storage::HeadAndControllers { ref encoder } => {
+            let controllers = matches!(storage, Storage::HeadAndControllers { .. });
+            let encoder = head_encoder_path(record, encoder);
             let lite = load::<B>(&encoder, device)?;
             let base = DeLightSam::from_litemedsam(lite, &config, device)
                 .map_err(|source| WeightsError::Incompatible { path: encoder.clone(), source })?;
@@ -365,7 +376,7 @@ pub fn load_delightsam<B: Backend>(record: &Path, device: &B::Device) -> Result<
 fn load_head<B: Backend>(mut model: DeLightSam<B>, path: &Path, controllers: bool) -> Result<DeLightSam<B>, WeightsError> {
     let mut store = BurnpackStore::from_file(path)
         .with_filter(head_filter(controllers))
-        .with_from_adapter(HalfPrecisionAdapter::new())
+        .with_from_adapter(half_precision())
         .allow_partial(true);
     let result = model.load_from(&mut store).map_err(|source| WeightsError::Read { path: path.to_path_buf(), source })?;
     let mut problems: Vec<String> = result.errors.iter().map(|e| e.to_string()).collect();
@@ -398,9 +409,14 @@ pub fn save_delightsam_head<B: Backend>(
     let store = BurnpackStore::from_file(path.with_extension("bpk.tmp"))
         .metadata("model", "De-LightSAM head")
         .with_filter(head_filter(controllers))
-        .with_to_adapter(HalfPrecisionAdapter::new());
+        .with_to_adapter(half_precision());
     save_store(model, store, path)?;
-    write_model_file(path, config, Storage::Head { encoder: encoder_name, controllers })
+    let storage = if controllers {
+        Storage::HeadAndControllers { encoder: encoder_name }
+    } else {
+        Storage::Head { encoder: encoder_name }
+    };
+    write_model_file(path, config, storage)
 }
 
 /// Why `model`'s encoder differs from `base`'s in effect, if it does: a backbone or positional

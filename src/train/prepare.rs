@@ -172,7 +172,7 @@ fn encoder_version(config: &TrainConfig) -> Result<String, TrainError> {
         return hash(start);
     }
     match weights::delightsam_storage(&start) {
-        Ok(weights::Storage::Head { controllers: true, .. }) => {
+        Ok(weights::Storage::HeadAndControllers { .. }) => {
             Ok(format!("{}+{}", hash(weights::encoder_record(&start))?, hash(start)?))
         }
         _ => hash(weights::encoder_record(&start)),

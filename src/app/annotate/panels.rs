@@ -550,9 +550,9 @@ const SHORTCUTS: &[(&str, &str)] = &[
 ];
 
 const MODEL_SUMMARY: &[&str] = &[
-    "Automatic proposals: De-LightSAM (TinyViT encoder, per-modality queries), trained on 5 small public sets on a CPU.",
-    "Good: skin lesions in dermoscopy (held-out Dice 0.95), brain in T1 MR (0.86).",
-    "Weak: EM membranes (0.68), retinal vessels (0.48, too thin for the 256-pixel input), nuclei; no training data yet for x-ray, ultrasound, colonoscopy and CT: use a box or points there (LiteMedSAM).",
+    "Automatic proposals: De-LightSAM (TinyViT encoder, per-modality controllers and queries), trained on 12 public sets; thin structures in tiles.",
+    "Held-out Dice 0.71-0.94 for every modality (skin lesions 0.94, lungs in x-ray 0.88, fetal head 0.93, retinal vessels 0.71).",
+    "Weak: CT from other scanners (0.23: finds the spleen, marks only part), small held-out sets; use a box or points there (LiteMedSAM).",
     "Research use only (some training sets are research-only). Not a medical device: check every mask.",
     "Full model card: models/MODEL_CARD.md in the source tree.",
 ];

@@ -91,8 +91,13 @@ impl TrainTab {
                     .on_hover_text("frozen encoder, cached embeddings: the head trains in minutes");
                 ui.radio_value(&mut self.form.recipe, Recipe::Full, "full (MDKD)")
                     .on_hover_text("distillation, then end-to-end fine-tuning: a GPU job");
-                ui.radio_value(&mut self.form.recipe, Recipe::Adapt, "adapt")
+                let adapt = ui
+                    .radio_value(&mut self.form.recipe, Recipe::Adapt, "adapt")
                     .on_hover_text("each modality's own controllers, query and hypernetwork on its masks; other modalities unchanged");
+                if adapt.clicked() {
+                    // The controllers start at zero: the fast recipe's settings barely move them.
+                    (self.form.learning_rate, self.form.batch_size) = (3e-3, 2);
+                }
             });
             ui.label("backend");
             for backend in BackendKind::ALL {
