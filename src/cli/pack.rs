@@ -26,8 +26,8 @@ pub fn run(args: &PackArgs) -> anyhow::Result<()> {
     let device = Default::default();
     let (model, config) = weights::load_delightsam::<Cpu>(&args.model, &device)?;
     let encoder = args.encoder.clone().unwrap_or_else(weights::default_record_path);
-    weights::save_delightsam_head(&model, &config, &args.out, &encoder)?;
-    let controllers = matches!(weights::delightsam_storage(&args.out), Ok(weights::Storage::HeadAndControllers { .. }));
+    let storage = weights::save_delightsam_head(&model, &config, &args.out, &encoder)?;
+    let controllers = matches!(storage, weights::Storage::HeadAndControllers { .. });
     let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len() as f64 / 1e6).unwrap_or(0.0);
     println!(
         "packed {} ({:.1} MB) → {} ({:.1} MB: SP-Generator and QM-Decoder{} in f16; encoder from {})",

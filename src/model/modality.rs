@@ -100,7 +100,12 @@ impl ModalityRegistry {
     /// The values modality `slot`'s input is scaled from: its fixed range, else `own` (the
     /// image's min and max).
     pub fn input_range(&self, slot: usize, own: (f64, f64)) -> (f64, f64) {
-        self.name(slot).and_then(|name| self.input_range.get(name)).map_or(own, |&[low, high]| (low, high))
+        self.fixed_input_range(slot).map_or(own, |[low, high]| (low, high))
+    }
+
+    /// Modality `slot`'s fixed input range, if it has one.
+    pub fn fixed_input_range(&self, slot: usize) -> Option<[f64; 2]> {
+        self.name(slot).and_then(|name| self.input_range.get(name)).copied()
     }
 
     /// Gives modality `name` (which must have a slot) a fixed input range, or its images' own

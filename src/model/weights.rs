@@ -391,12 +391,13 @@ fn load_head<B: Backend>(mut model: DeLightSam<B>, path: &Path, controllers: boo
 /// Saves only the head of `model` (SP-Generator and QM-Decoder, f16) with a config that points
 /// at `encoder`, the LiteMedSAM record its backbone must equal; the modality controllers are
 /// saved too (f16) when one is active. Refused when the backbone was trained (full recipe).
+/// Returns how the record was stored.
 pub fn save_delightsam_head<B: Backend>(
     model: &DeLightSam<B>,
     config: &DeLightSamConfig,
     path: &Path,
     encoder: &Path,
-) -> Result<(), WeightsError> {
+) -> Result<Storage, WeightsError> {
     let device = model.sp_generator.prompt_norm.weight.device();
     let lite = load::<B>(encoder, &device)?;
     let base = DeLightSam::from_litemedsam(lite, config, &device)
@@ -416,7 +417,8 @@ pub fn save_delightsam_head<B: Backend>(
     } else {
         Storage::Head { encoder: encoder_name }
     };
-    write_model_file(path, config, storage)
+    write_model_file(path, config, storage.clone())?;
+    Ok(storage)
 }
 
 /// Why `model`'s encoder differs from `base`'s in effect, if it does: a backbone or positional

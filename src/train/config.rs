@@ -17,15 +17,6 @@ pub enum Recipe {
     Adapt,
 }
 
-impl Recipe {
-    /// Epochs the recipe runs in all.
-    pub fn planned_epochs(self, config: &TrainConfig) -> usize {
-        match self {
-            Recipe::Fast | Recipe::Adapt => config.epochs,
-            Recipe::Full => config.common_epochs + config.domain_epochs + config.epochs,
-        }
-    }
-}
 
 /// Everything that defines a run; saved as `train_config.json` in the output folder.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -70,6 +61,14 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
+    /// Epochs the run's recipe runs in all.
+    pub fn planned_epochs(&self) -> usize {
+        match self.recipe {
+            Recipe::Fast | Recipe::Adapt => self.epochs,
+            Recipe::Full => self.common_epochs + self.domain_epochs + self.epochs,
+        }
+    }
+
     /// The paper's defaults: Adam, lr 5e-4, ×0.98 per epoch, batch 4.
     pub fn new(data: Vec<(PathBuf, Option<String>)>, out: PathBuf) -> Self {
         Self {

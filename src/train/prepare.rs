@@ -148,8 +148,7 @@ impl<'a, B: Backend> Preparer<'a, B> {
         let hash = file_hash(&pair.image).map_err(|source| TrainError::Io { path: pair.image.clone(), source })?;
         let frame = if pair.frame > 0 { format!("-f{}", pair.frame) } else { String::new() };
         // A fixed input range changes the input: embeddings made with another are not these.
-        let fixed_range = self.modalities.name(slot).and_then(|name| self.modalities.input_range.get(name));
-        let range_key = fixed_range.map(|[low, high]| format!("-r{low}_{high}")).unwrap_or_default();
+        let range_key = self.modalities.fixed_input_range(slot).map(|[low, high]| format!("-r{low}_{high}")).unwrap_or_default();
         let key = format!("{hash}{frame}-s{slot}-{}{range_key}{tile_key}", self.shapes.input);
         if let Some(embedding) = cache.get(&key, self.shapes.embedding_len()) {
             return Ok((embedding, true));

@@ -488,7 +488,7 @@ pub fn resumable(out: &Path) -> Option<(TrainConfig, usize)> {
     let read = |name: &str| std::fs::read_to_string(out.join(name)).ok();
     let state: State = serde_json::from_str(&read("state.json")?).ok()?;
     let config: TrainConfig = serde_json::from_str(&read("train_config.json")?).ok()?;
-    let planned = config.recipe.planned_epochs(&config);
+    let planned = config.planned_epochs();
     let stopped_early = config.max_steps.is_none_or(|m| state.step < m);
     (state.epochs_done < planned && stopped_early && out.join("model.bpk").is_file()).then_some((config, state.epochs_done))
 }
