@@ -199,7 +199,6 @@ fn pairs_from_anywhere_train_like_a_folder_and_a_stop_keeps_a_resumable_checkpoi
 /// model; `pack` keeps the controllers, and every other modality segments exactly as before.
 #[test]
 fn adapting_one_modality_packs_its_controllers_and_leaves_the_others_unchanged() {
-    use burn::prelude::*;
     use delightsam::imaging::ImageSource;
     use delightsam::model::preprocess;
     use delightsam::model::weights::{self, Storage};
